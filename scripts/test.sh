@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds OSP and runs every test: C unit tests, ops and the DiT against PyTorch/diffusers, bad-input
+# cases, the unit tests again under AddressSanitizer + UBSan, and the libFuzzer targets.
+# Usage: scripts/test.sh   (FUZZ_SECONDS=60 per fuzz target by default)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/setup.sh --test || { echo "test: setup failed"; exit 1; }
+python=${OSP_VENV:-$HOME/.cache/osp-venv}/bin/python
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+fuzz_seconds=${FUZZ_SECONDS:-60}
+jobs=$(nproc)
+
+passed=0; failed=0
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+
+# Runs a suite; adds up its "name: N passed, N failed" lines, or counts it as one test by its exit code.
+suite() {
+  local name=$1; shift
+  echo "== $name"
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  local counts
+  counts=$(grep -E '^[A-Za-z0-9_ ().-]+: [0-9]+ passed, [0-9]+ failed' "$log" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')
+  if [ -n "$counts" ]; then
+    while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done <<< "$counts"
+    [ "$rc" -ne 0 ] && ! grep -qE ': [0-9]+ passed, [1-9][0-9]* failed' "$log" && { echo "$name: exit $rc"; failed=$((failed + 1)); }
+  elif [ "$rc" -eq 0 ]; then passed=$((passed + 1)); else echo "$name: FAILED (exit $rc)"; failed=$((failed + 1)); fi
+}
+
+build() { # build DIR [cmake args...]
+  local dir=$1; shift
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null && cmake --build "$dir" -j"$jobs" 2>&1 | grep -vE '^\[|^-- ' || true
+  [ -x "$dir/osp" ]
+}
+
+unit_tests() { # run every unit test program of a build
+  local dir=$1 rc=0
+  for t in "$dir"/test_*; do
+    [ "$(basename "$t")" = test_ops_ref ] && continue
+    "$t" || rc=1
+  done
+  "$dir/test_ops_ref" "$root/build/ref/ops" || rc=1
+  return $rc
+}
+
+suite "build (gcc, Release)" build build
+suite "op references (PyTorch)" "$python" tests/ref/make_op_cases.py build/ref/ops
+suite "unit tests" unit_tests build
+suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp build/ref/parity
+suite "bad inputs" "$python" tests/ref/bad_inputs.py build/osp build/ref/bad
+suite "build (clang, ASan + UBSan)" build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_SANITIZE=ON
+suite "unit tests (ASan + UBSan)" unit_tests build-asan
+suite "build (clang, libFuzzer)" build build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_FUZZ=ON
+for target in safetensors config; do
+  corpus=$(mktemp -d); cp tests/fuzz/$target/* "$corpus"/
+  suite "fuzz $target (${fuzz_seconds}s)" build-fuzz/fuzz_$target "$corpus" -max_total_time="$fuzz_seconds" -print_final_stats=1 -artifact_prefix=build-fuzz/
+  rm -rf "$corpus"
+done
+
+echo
+echo "osp tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

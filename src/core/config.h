@@ -1,0 +1,53 @@
+/* The model configuration of a Wan2.1-style DiT: read from diffusers' config.json
+ * (WanTransformer3DModel), from the original Wan2.1 config.json, or a built-in preset.
+ * OSP-Next's Skiparse keys (skiparse_model_type, sparse_ratio, num_full_blocks) may appear in
+ * either. */
+#ifndef OSP_CORE_CONFIG_H
+#define OSP_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "osp.h"
+
+typedef enum { OSP_SKIPARSE_FULL, OSP_SKIPARSE_DUAL_END, OSP_SKIPARSE_UNIFORM } osp_skiparse_type;
+
+typedef struct {
+  int dim;        /* C = num_heads * head_dim */
+  int num_heads;
+  int head_dim;
+  int num_layers;
+  int ffn_dim;
+  int in_channels;  /* latent channels in (16) */
+  int out_channels; /* latent channels out (16) */
+  int text_dim;     /* width of the text encoder's output (4096) */
+  int freq_dim;     /* width of the timestep sinusoid (256) */
+  int text_len;     /* rows of context the pipeline pads to (512) */
+  int patch_size[3]; /* (t, h, w) = (1, 2, 2) */
+  float eps;         /* of every LayerNorm and RMSNorm */
+  int cross_attn_norm; /* 1: the cross-attention LayerNorm (norm3) has weight and bias */
+  int qk_norm;         /* 1: RMSNorm over all heads on q and k */
+  int rope_max_seq_len;
+  osp_skiparse_type skiparse_model_type;
+  int sparse_ratio;    /* P */
+  int num_full_blocks; /* F; num_layers when skiparse_model_type is full */
+} osp_model_config;
+
+/* Parses a config.json image. Keys of both styles are accepted; unknown keys are ignored;
+ * a key with the wrong type, an unsupported value (image conditioning, another qk_norm) or
+ * inconsistent sizes (dim != heads x head_dim) is an error naming `label` and the key. */
+osp_status osp_config_parse(const char *label, const char *text, size_t length, osp_model_config *cfg);
+osp_status osp_config_load(const char *path, osp_model_config *cfg);
+
+/* "wan2.1-t2v-1.3b", "wan2.1-t2v-14b", and "osp-next-1.3b", "osp-next-14b": the same networks
+ * with the released Skiparse schedule (dual_end, sparse_ratio 2, num_full_blocks 8). */
+osp_status osp_config_preset(const char *name, osp_model_config *cfg);
+extern const char *const osp_config_preset_names[]; /* NULL-terminated */
+
+/* Checks that the sizes are positive and consistent; called by parse and by the model. */
+osp_status osp_config_validate(const char *label, const osp_model_config *cfg);
+
+/* Number of parameters of the DiT this config describes. */
+int64_t osp_config_param_count(const osp_model_config *cfg);
+
+#endif

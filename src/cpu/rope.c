@@ -1,0 +1,55 @@
+#include <math.h>
+
+#include "cpu/cpu.h"
+
+/* Frequency of pair j on an axis of `axis_dims` real dims: ω_j = 1 / 10000^(2j/axis_dims),
+ * written as Wan2.1 and diffusers write it. */
+static double rope_frequency(int j, int axis_dims) {
+  return 1.0 / pow(10000.0, 2.0 * j / axis_dims);
+}
+
+/* Pairs [0, dt/2) rotate with the frame index, the next dh/2 with the row, the last dw/2 with the
+ * column: dh = dw = 2⌊D/6⌋, dt = D − dh − dw. Angles and their cos/sin in float64, stored as
+ * float. */
+void osp_cpu_rope_tables(int T, int H, int W, int head_dim, float *cos_table, float *sin_table) {
+  const int64_t pairs = head_dim / 2;
+  const int spatial_dims = 2 * (head_dim / 6);
+  const int axis_dims[3] = {head_dim - 2 * spatial_dims, spatial_dims, spatial_dims};
+  const int64_t tokens = (int64_t)T * H * W;
+#pragma omp parallel for schedule(static)
+  for (int64_t n = 0; n < tokens; n++) {
+    const int64_t position[3] = {n / ((int64_t)H * W), n / W % H, n % W};
+    float *cos_row = cos_table + n * pairs;
+    float *sin_row = sin_table + n * pairs;
+    for (int axis = 0, pair = 0; axis < 3; axis++) {
+      for (int j = 0; j < axis_dims[axis] / 2; j++, pair++) {
+        const double angle = (double)position[axis] * rope_frequency(j, axis_dims[axis]);
+        cos_row[pair] = (float)cos(angle);
+        sin_row[pair] = (float)sin(angle);
+      }
+    }
+  }
+}
+
+/* (x₀, x₁) ← (x₀·cos − x₁·sin, x₀·sin + x₁·cos) for every interleaved pair of every head. */
+void osp_cpu_rope_apply(float *x, const float *cos_table, const float *sin_table,
+                        int64_t table_batch_stride, int64_t B, int64_t N, int64_t heads,
+                        int64_t D) {
+  const int64_t pairs = D / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t b = 0; b < B; b++) {
+    for (int64_t n = 0; n < N; n++) {
+      const float *cos_row = cos_table + b * table_batch_stride + n * pairs;
+      const float *sin_row = sin_table + b * table_batch_stride + n * pairs;
+      float *token = x + (b * N + n) * heads * D;
+      for (int64_t h = 0; h < heads; h++) {
+        float *head = token + h * D;
+        for (int64_t i = 0; i < pairs; i++) {
+          const float x0 = head[2 * i], x1 = head[2 * i + 1];
+          head[2 * i] = x0 * cos_row[i] - x1 * sin_row[i];
+          head[2 * i + 1] = x0 * sin_row[i] + x1 * cos_row[i];
+        }
+      }
+    }
+  }
+}

@@ -1,0 +1,239 @@
+/* The DiT forward (PAPER.md 1.2–1.7). Per block, with mod = modulation + e0 (rows: shift, scale,
+ * gate of attention; shift, scale, gate of the FFN):
+ *   x += SelfAttn(LN(x)·(1 + mod[1]) + mod[0]) · mod[2]
+ *   x += CrossAttn(LN_affine(x), context)
+ *   x += FFN(LN(x)·(1 + mod[4]) + mod[3]) · mod[5]                                            */
+#include <math.h>
+#include <string.h>
+
+#include "core/status.h"
+#include "model/dit.h"
+#include "ops/ops.h"
+
+/* Every activation of one forward; allocated from one arena sized up front. */
+typedef struct {
+  int64_t batch, tokens, text_rows, grid[3];
+  osp_tensor patches;            /* [B, N, in·pt·ph·pw] */
+  osp_tensor x;                  /* [B, N, C]: the residual stream */
+  osp_tensor normed;             /* [B, N, C] */
+  osp_tensor q, k, v, attended;  /* [B, N, C] each */
+  osp_tensor projected;          /* [B, N, C]: output of o / ffn_out before the residual add */
+  osp_tensor hidden;             /* [B, N, ffn_dim] */
+  osp_tensor sinusoid;           /* [B, freq_dim] */
+  osp_tensor e, e_hidden;        /* [B, C] */
+  osp_tensor e0;                 /* [B, 6, C] */
+  osp_tensor mod;                /* [B, 6, C]: modulation + e0 of the current block */
+  osp_tensor head_mod;           /* [B, 2, C] */
+  osp_tensor context, text_hidden; /* [B, L, C] */
+  osp_tensor context_k, context_v; /* [B, L, C] */
+  osp_tensor rope_cos, rope_sin;   /* [N, head_dim / 2] */
+  osp_tensor out_tokens;           /* [B, N, out·pt·ph·pw] */
+  osp_tensor attention_scratch;    /* u8 [osp_attention_scratch_bytes] */
+} activations;
+
+static osp_status allocate(osp_arena *a, const osp_dit *dit, activations *act) {
+  const osp_model_config *c = &dit->config;
+  int64_t B = act->batch, N = act->tokens, L = act->text_rows, C = c->dim;
+  int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
+  struct {
+    osp_tensor *t;
+    int ndim;
+    int64_t shape[3];
+  } plan[] = {
+      {&act->patches, 3, {B, N, c->in_channels * patch}},
+      {&act->x, 3, {B, N, C}},
+      {&act->normed, 3, {B, N, C}},
+      {&act->q, 3, {B, N, C}},
+      {&act->k, 3, {B, N, C}},
+      {&act->v, 3, {B, N, C}},
+      {&act->attended, 3, {B, N, C}},
+      {&act->projected, 3, {B, N, C}},
+      {&act->hidden, 3, {B, N, c->ffn_dim}},
+      {&act->sinusoid, 2, {B, c->freq_dim}},
+      {&act->e, 2, {B, C}},
+      {&act->e_hidden, 2, {B, C}},
+      {&act->e0, 3, {B, 6, C}},
+      {&act->mod, 3, {B, 6, C}},
+      {&act->head_mod, 3, {B, 2, C}},
+      {&act->context, 3, {B, L, C}},
+      {&act->text_hidden, 3, {B, L, C}},
+      {&act->context_k, 3, {B, L, C}},
+      {&act->context_v, 3, {B, L, C}},
+      {&act->rope_cos, 2, {N, c->head_dim / 2}},
+      {&act->rope_sin, 2, {N, c->head_dim / 2}},
+      {&act->out_tokens, 3, {B, N, c->out_channels * patch}},
+  };
+  for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
+    OSP_TRY(osp_arena_tensor(a, OSP_F32, plan[i].ndim, plan[i].shape, plan[i].t));
+  const int64_t scratch = (int64_t)osp_attention_scratch_bytes(OSP_CPU);
+  return osp_arena_tensor(a, OSP_U8, 1, &scratch, &act->attention_scratch);
+}
+
+/* Row k of a [B, R, C] table as a strided [B, C] view. */
+static osp_tensor table_row(const osp_tensor *table, int k) {
+  osp_tensor row = *table;
+  row.data = (float *)table->data + (int64_t)k * table->shape[2];
+  row.ndim = 2;
+  row.shape[0] = table->shape[0];
+  row.shape[1] = table->shape[2];
+  row.stride[0] = table->stride[0];
+  row.stride[1] = 1;
+  return row;
+}
+
+/* A [B, N, C] tensor seen as [B, N, heads, head_dim]. */
+static osp_tensor split_heads(const osp_tensor *t, int heads) {
+  int64_t shape[4] = {t->shape[0], t->shape[1], heads, t->shape[2] / heads};
+  return osp_tensor_make(t->data, t->dtype, t->device, 4, shape);
+}
+
+static osp_status linear(const osp_tensor *x, const osp_linear_params *p, osp_tensor *y) {
+  return osp_linear(x, &p->weight, &p->bias, y);
+}
+
+/* q or k: projection, then RMSNorm over all heads when the model has qk_norm. */
+static osp_status project_normed(const osp_model_config *c, const osp_tensor *x,
+                                 const osp_linear_params *p, const osp_tensor *norm, osp_tensor *y) {
+  OSP_TRY(linear(x, p, y));
+  return c->qk_norm ? osp_rmsnorm(y, norm, c->eps, y) : OSP_OK;
+}
+
+/* e = time_out(SiLU(time_in(sinusoid(t)))), e0 = time_projection(SiLU(e)). */
+static osp_status embed_time(const osp_dit *dit, const osp_tensor *timestep, activations *act) {
+  OSP_TRY(osp_timestep_embedding(timestep, &act->sinusoid));
+  OSP_TRY(linear(&act->sinusoid, &dit->time_in, &act->e_hidden));
+  OSP_TRY(osp_silu(&act->e_hidden, &act->e_hidden));
+  OSP_TRY(linear(&act->e_hidden, &dit->time_out, &act->e));
+  OSP_TRY(osp_silu(&act->e, &act->e_hidden));
+  osp_tensor e0_flat;
+  OSP_TRY(osp_tensor_reshape(&act->e0, 2, (int64_t[]){act->batch, 6 * (int64_t)dit->config.dim}, &e0_flat));
+  return linear(&act->e_hidden, &dit->time_projection, &e0_flat);
+}
+
+/* context = text_out(GELU_tanh(text_in(text))). */
+static osp_status embed_text(const osp_dit *dit, const osp_tensor *text, activations *act) {
+  OSP_TRY(linear(text, &dit->text_in, &act->text_hidden));
+  OSP_TRY(osp_gelu_tanh(&act->text_hidden, &act->text_hidden));
+  return linear(&act->text_hidden, &dit->text_out, &act->context);
+}
+
+/* x += SelfAttn(LN(x)·(1 + scale) + shift) · gate, with RoPE on q and k. */
+static osp_status self_attention(const osp_dit *dit, const osp_dit_block *b, activations *act) {
+  const osp_model_config *c = &dit->config;
+  const osp_attention_params *a = &b->self_attn;
+  osp_tensor shift = table_row(&act->mod, 0), scale = table_row(&act->mod, 1), gate = table_row(&act->mod, 2);
+  OSP_TRY(osp_layernorm(&act->x, NULL, NULL, c->eps, &act->normed));
+  OSP_TRY(osp_modulate(&act->normed, &shift, &scale, &act->normed));
+  OSP_TRY(project_normed(c, &act->normed, &a->proj[OSP_Q], &a->norm_q, &act->q));
+  OSP_TRY(project_normed(c, &act->normed, &a->proj[OSP_K], &a->norm_k, &act->k));
+  OSP_TRY(linear(&act->normed, &a->proj[OSP_V], &act->v));
+  osp_tensor q = split_heads(&act->q, c->num_heads), k = split_heads(&act->k, c->num_heads);
+  osp_tensor v = split_heads(&act->v, c->num_heads), o = split_heads(&act->attended, c->num_heads);
+  OSP_TRY(osp_rope_apply(&q, &act->rope_cos, &act->rope_sin));
+  OSP_TRY(osp_rope_apply(&k, &act->rope_cos, &act->rope_sin));
+  OSP_TRY(osp_attention(&q, &k, &v, NULL, 1.0f / sqrtf((float)c->head_dim), &act->attention_scratch, &o));
+  OSP_TRY(linear(&act->attended, &a->proj[OSP_O], &act->projected));
+  return osp_gated_add(&act->x, &act->projected, &gate);
+}
+
+/* x += CrossAttn(LN_affine(x), context): no modulation, no gate, no RoPE, no mask. */
+static osp_status cross_attention(const osp_dit *dit, const osp_dit_block *b, activations *act) {
+  const osp_model_config *c = &dit->config;
+  const osp_attention_params *a = &b->cross_attn;
+  const osp_tensor *query_input = &act->x;
+  if (c->cross_attn_norm) {
+    OSP_TRY(osp_layernorm(&act->x, &b->cross_norm_weight, &b->cross_norm_bias, c->eps, &act->normed));
+    query_input = &act->normed;
+  }
+  OSP_TRY(project_normed(c, query_input, &a->proj[OSP_Q], &a->norm_q, &act->q));
+  OSP_TRY(project_normed(c, &act->context, &a->proj[OSP_K], &a->norm_k, &act->context_k));
+  OSP_TRY(linear(&act->context, &a->proj[OSP_V], &act->context_v));
+  osp_tensor q = split_heads(&act->q, c->num_heads), o = split_heads(&act->attended, c->num_heads);
+  osp_tensor k = split_heads(&act->context_k, c->num_heads), v = split_heads(&act->context_v, c->num_heads);
+  OSP_TRY(osp_attention(&q, &k, &v, NULL, 1.0f / sqrtf((float)c->head_dim), &act->attention_scratch, &o));
+  OSP_TRY(linear(&act->attended, &a->proj[OSP_O], &act->projected));
+  return osp_gated_add(&act->x, &act->projected, NULL);
+}
+
+/* x += FFN(LN(x)·(1 + scale) + shift) · gate, FFN = Linear → GELU(tanh) → Linear. */
+static osp_status feed_forward(const osp_dit *dit, const osp_dit_block *b, activations *act) {
+  const osp_model_config *c = &dit->config;
+  osp_tensor shift = table_row(&act->mod, 3), scale = table_row(&act->mod, 4), gate = table_row(&act->mod, 5);
+  OSP_TRY(osp_layernorm(&act->x, NULL, NULL, c->eps, &act->normed));
+  OSP_TRY(osp_modulate(&act->normed, &shift, &scale, &act->normed));
+  OSP_TRY(linear(&act->normed, &b->ffn_in, &act->hidden));
+  OSP_TRY(osp_gelu_tanh(&act->hidden, &act->hidden));
+  OSP_TRY(linear(&act->hidden, &b->ffn_out, &act->projected));
+  return osp_gated_add(&act->x, &act->projected, &gate);
+}
+
+static osp_status run_block(const osp_dit *dit, const osp_dit_block *b, activations *act) {
+  OSP_TRY(osp_add(&b->modulation, &act->e0, &act->mod));
+  OSP_TRY(self_attention(dit, b, act));
+  OSP_TRY(cross_attention(dit, b, act));
+  return feed_forward(dit, b, act);
+}
+
+/* Head: m = head_modulation + e (rows shift, scale); y = head(LN(x)·(1 + scale) + shift). */
+static osp_status run_head(const osp_dit *dit, activations *act) {
+  osp_tensor e_row;
+  OSP_TRY(osp_tensor_reshape(&act->e, 3, (int64_t[]){act->batch, 1, dit->config.dim}, &e_row));
+  OSP_TRY(osp_add(&dit->head_modulation, &e_row, &act->head_mod));
+  osp_tensor shift = table_row(&act->head_mod, 0), scale = table_row(&act->head_mod, 1);
+  OSP_TRY(osp_layernorm(&act->x, NULL, NULL, dit->config.eps, &act->normed));
+  OSP_TRY(osp_modulate(&act->normed, &shift, &scale, &act->normed));
+  return linear(&act->normed, &dit->head, &act->out_tokens);
+}
+
+static osp_status forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
+                          const osp_tensor *text, activations *act, osp_tensor *velocity) {
+  const osp_model_config *c = &dit->config;
+  OSP_TRY(osp_patchify(latents, c->patch_size, &act->patches));
+  OSP_TRY(linear(&act->patches, &dit->patch_embedding, &act->x));
+  OSP_TRY(embed_time(dit, timestep, act));
+  OSP_TRY(embed_text(dit, text, act));
+  OSP_TRY(osp_rope_tables((int)act->grid[0], (int)act->grid[1], (int)act->grid[2], c->head_dim,
+                          &act->rope_cos, &act->rope_sin));
+  for (int i = 0; i < c->num_layers; i++) OSP_TRY(run_block(dit, &dit->blocks[i], act));
+  OSP_TRY(run_head(dit, act));
+  return osp_unpatchify(&act->out_tokens, c->patch_size, velocity);
+}
+
+osp_status osp_dit_check_inputs(const osp_dit *dit, const osp_tensor *latents,
+                                const osp_tensor *timestep, const osp_tensor *context) {
+  const osp_model_config *c = &dit->config;
+  OSP_TRY(osp_check_shape("latents", latents, 5, (int64_t[]){-1, c->in_channels, -1, -1, -1}));
+  int64_t B = latents->shape[0];
+  OSP_TRY(osp_check_shape("timestep", timestep, 1, (int64_t[]){B}));
+  OSP_TRY(osp_check_shape("context", context, 3, (int64_t[]){B, -1, c->text_dim}));
+  for (int d = 0; d < 3; d++)
+    if (latents->shape[2 + d] % c->patch_size[d] != 0 || latents->shape[2 + d] == 0)
+      return osp_fail(OSP_ERR_SHAPE,
+                      "latents: %s size %lld is not a positive multiple of the patch size %d",
+                      (const char *[]){"frame", "height", "width"}[d], (long long)latents->shape[2 + d],
+                      c->patch_size[d]);
+  if (B == 0 || context->shape[1] == 0)
+    return osp_fail(OSP_ERR_SHAPE, "latents and context must not be empty");
+  OSP_TRY(osp_check_finite("latents", latents));
+  OSP_TRY(osp_check_finite("timestep", timestep));
+  return osp_check_finite("context", context);
+}
+
+osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
+                           const osp_tensor *context, osp_tensor *velocity) {
+  const osp_model_config *c = &dit->config;
+  OSP_TRY(osp_dit_check_inputs(dit, latents, timestep, context));
+  OSP_TRY(osp_check_shape("velocity", velocity, 5,
+                          (int64_t[]){latents->shape[0], c->out_channels, latents->shape[2],
+                                      latents->shape[3], latents->shape[4]}));
+  activations act = {.batch = latents->shape[0], .text_rows = context->shape[1]};
+  for (int d = 0; d < 3; d++) act.grid[d] = latents->shape[2 + d] / c->patch_size[d];
+  act.tokens = act.grid[0] * act.grid[1] * act.grid[2];
+  osp_arena measure = osp_arena_measuring("activations"), arena;
+  OSP_TRY(allocate(&measure, dit, &act));
+  OSP_TRY(osp_arena_init(&arena, "activations", measure.peak));
+  osp_status status = allocate(&arena, dit, &act);
+  if (status == OSP_OK) status = forward(dit, latents, timestep, context, &act, velocity);
+  osp_arena_free(&arena);
+  return status;
+}

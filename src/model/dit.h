@@ -1,0 +1,72 @@
+/* The Wan2.1 text-to-video DiT (PAPER.md section 1): patch embedding, time and text embeddings,
+ * N blocks of modulated self-attention, cross-attention and FFN, and the modulated head.
+ * Written once for every backend: it only calls ops. */
+#ifndef OSP_MODEL_DIT_H
+#define OSP_MODEL_DIT_H
+
+#include <stdint.h>
+
+#include "core/arena.h"
+#include "core/config.h"
+#include "core/safetensors.h"
+
+typedef struct {
+  osp_tensor weight; /* [out, in] */
+  osp_tensor bias;   /* [out] */
+} osp_linear_params;
+
+enum { OSP_Q, OSP_K, OSP_V, OSP_O };
+
+typedef struct {
+  osp_linear_params proj[4];  /* indexed by OSP_Q, OSP_K, OSP_V, OSP_O; all C → C */
+  osp_tensor norm_q, norm_k;  /* [C]: RMSNorm over all heads (when qk_norm) */
+} osp_attention_params;
+
+typedef struct {
+  osp_tensor modulation; /* [1, 6, C]: shift, scale, gate of attention; shift, scale, gate of FFN */
+  osp_attention_params self_attn;
+  osp_tensor cross_norm_weight, cross_norm_bias; /* [C], "norm3": LayerNorm before cross-attention */
+  osp_attention_params cross_attn;
+  osp_linear_params ffn_in, ffn_out; /* C → ffn_dim → C */
+} osp_dit_block;
+
+typedef struct {
+  osp_model_config config;
+  osp_linear_params patch_embedding; /* weight viewed as [C, in·pt·ph·pw] */
+  osp_linear_params text_in, text_out;  /* text_dim → C → C, GELU(tanh) between */
+  osp_linear_params time_in, time_out;  /* freq_dim → C → C, SiLU between: e */
+  osp_linear_params time_projection;    /* SiLU(e) → 6C: e0 */
+  osp_dit_block *blocks;
+  osp_tensor head_modulation; /* [1, 2, C]: shift, scale */
+  osp_linear_params head;     /* C → out·pt·ph·pw */
+  osp_st_file file;     /* the mapped weights: float32 tensors are used in place */
+  osp_arena converted;  /* other dtypes, converted to float32 */
+} osp_dit;
+
+/* Which tensor names a weights file uses. */
+typedef enum { OSP_NAMES_ORIGINAL, OSP_NAMES_DIFFUSERS } osp_dit_names;
+
+/* Loads weights from a safetensors file (original Wan2.1 or diffusers names, optionally behind
+ * ComfyUI's "model.diffusion_model." prefix). Every tensor is checked against the config; a
+ * missing, misshapen, unexpected or mixed-style name is an error naming the file and tensor. */
+osp_status osp_dit_load(const osp_model_config *config, const char *path, osp_dit *dit);
+
+/* Fills a DiT with random weights (Philox, seeded): for benchmarks and tests. */
+osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, osp_dit *dit);
+
+void osp_dit_free(osp_dit *dit);
+
+/* Which name style a file uses (for `osp info`), or an error if it is not a Wan DiT. */
+osp_status osp_dit_detect_names(const osp_st_file *file, osp_dit_names *names, const char **prefix);
+
+/* Checks the inputs of a forward against the config: latents [B, in, F, H, W] (F, H, W multiples
+ * of the patch), timestep [B], context [B, L, text_dim], all finite float32. */
+osp_status osp_dit_check_inputs(const osp_dit *dit, const osp_tensor *latents,
+                                const osp_tensor *timestep, const osp_tensor *context);
+
+/* One forward pass: velocity [B, out, F, H, W] from latents, timesteps and text context.
+ * Activations live in an arena sized up front for these shapes. */
+osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
+                           const osp_tensor *context, osp_tensor *velocity);
+
+#endif

@@ -1,0 +1,114 @@
+#include "ops/check.h"
+
+#include <limits.h>
+#include <stdio.h>
+
+#include "core/status.h"
+
+static const char *device_name(osp_device device) { return device == OSP_CUDA ? "cuda" : "cpu"; }
+
+static const char *stride_string(const osp_tensor *t, char *buf, size_t size) {
+  osp_tensor strides = *t;
+  for (int i = 0; i < t->ndim; i++) strides.shape[i] = t->stride[i];
+  return osp_shape_string(&strides, buf, size);
+}
+
+static osp_status check_layout(const ops_call *call, const char *name, const osp_tensor *t,
+                               ops_layout layout) {
+  char buf[160];
+  const int last = t->ndim - 1;
+  if (layout == OPS_CONTIGUOUS && !osp_tensor_is_contiguous(t))
+    return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected a contiguous tensor, found strides %s",
+                    call->op, name, stride_string(t, buf, sizeof buf));
+  if (layout == OPS_STRIDED_ROWS && t->shape[last] != 1 && t->stride[last] != 1)
+    return osp_fail(OSP_ERR_SHAPE,
+                    "%s: %s: expected adjacent elements along the last dimension, found strides %s",
+                    call->op, name, stride_string(t, buf, sizeof buf));
+  return OSP_OK;
+}
+
+osp_status ops_check_operand(ops_call *call, const char *name, const osp_tensor *t, osp_dtype dtype,
+                             ops_layout layout) {
+  char buf[160];
+  if (!t) return osp_fail(OSP_ERR_ARGUMENT, "%s: %s: missing (NULL)", call->op, name);
+  if (t->dtype != dtype)
+    return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected dtype %s, found %s", call->op, name,
+                    osp_dtype_name(dtype), osp_dtype_name(t->dtype));
+  if (!call->device_owner) {
+    call->device_owner = name;
+    call->device = t->device;
+  } else if (t->device != call->device) {
+    return osp_fail(OSP_ERR_ARGUMENT, "%s: %s: expected a %s tensor like %s, found %s", call->op,
+                    name, device_name(call->device), call->device_owner, device_name(t->device));
+  }
+  if (t->ndim < 1)
+    return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected at least one dimension, found a scalar",
+                    call->op, name);
+  for (int i = 0; i < t->ndim; i++)
+    if (t->shape[i] < 1)
+      return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected no empty dimension, found shape %s",
+                      call->op, name, osp_shape_string(t, buf, sizeof buf));
+  return check_layout(call, name, t, layout);
+}
+
+osp_status ops_check_shape(const ops_call *call, const char *name, const osp_tensor *t, int ndim,
+                           const int64_t *shape) {
+  char what[160];
+  snprintf(what, sizeof what, "%s: %s", call->op, name);
+  return osp_check_shape(what, t, ndim, shape);
+}
+
+osp_status ops_check_shape_as(const ops_call *call, const char *name, const osp_tensor *t,
+                              const osp_tensor *like, int64_t last) {
+  int64_t shape[OSP_MAX_DIMS];
+  for (int i = 0; i < like->ndim; i++) shape[i] = like->shape[i];
+  shape[like->ndim - 1] = last;
+  return ops_check_shape(call, name, t, like->ndim, shape);
+}
+
+/* The bytes from the first to one past the last element a tensor can reach (strides ≥ 0). */
+static void byte_span(const osp_tensor *t, uintptr_t *begin, uintptr_t *end) {
+  int64_t last = 0;
+  for (int i = 0; i < t->ndim; i++) last += (t->shape[i] - 1) * t->stride[i];
+  *begin = (uintptr_t)t->data;
+  *end = *begin + (uintptr_t)(last + 1) * osp_dtype_size(t->dtype);
+}
+
+osp_status ops_check_disjoint(const ops_call *call, const char *name, const osp_tensor *t,
+                              const char *other_name, const osp_tensor *other) {
+  uintptr_t t_begin, t_end, other_begin, other_end;
+  byte_span(t, &t_begin, &t_end);
+  byte_span(other, &other_begin, &other_end);
+  if (t_begin < other_end && other_begin < t_end)
+    return osp_fail(OSP_ERR_ARGUMENT,
+                    "%s: %s: expected memory apart from %s, found them overlapping", call->op, name,
+                    other_name);
+  return OSP_OK;
+}
+
+osp_status ops_check_in_place_or_disjoint(const ops_call *call, const char *name,
+                                          const osp_tensor *t, const char *other_name,
+                                          const osp_tensor *other) {
+  if (t->data == other->data) return OSP_OK;
+  return ops_check_disjoint(call, name, t, other_name, other);
+}
+
+osp_status ops_check_in_out(ops_call *call, const osp_tensor *x, const osp_tensor *y) {
+  OSP_TRY(ops_check_operand(call, "x", x, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_operand(call, "y", y, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape_as(call, "y", y, x, x->shape[x->ndim - 1]));
+  return ops_check_in_place_or_disjoint(call, "y", y, "x", x);
+}
+
+osp_status ops_check_blas_size(const ops_call *call, const char *what, int64_t size) {
+  if (size > INT_MAX)
+    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: %s is %lld, more than OpenBLAS's int sizes allow",
+                    call->op, what, (long long)size);
+  return OSP_OK;
+}
+
+osp_status ops_check_backend(const ops_call *call) {
+  if (call->device == OSP_CUDA)
+    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: this build has no CUDA backend", call->op);
+  return OSP_OK;
+}

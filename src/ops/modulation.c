@@ -1,0 +1,46 @@
+#include "core/status.h"
+#include "cpu/cpu.h"
+#include "ops/check.h"
+#include "ops/ops.h"
+
+/* x [B, N, C], contiguous. */
+static osp_status check_tokens(ops_call *call, const char *name, const osp_tensor *x) {
+  OSP_TRY(ops_check_operand(call, name, x, OSP_F32, OPS_CONTIGUOUS));
+  return ops_check_shape(call, name, x, 3, (const int64_t[]){-1, -1, -1});
+}
+
+/* A per-(batch, channel) operand [B, C] of x [B, N, C]: a row of a [B, k, C] table is fine. */
+static osp_status check_table_row(ops_call *call, const char *name, const osp_tensor *t,
+                                  const osp_tensor *x) {
+  OSP_TRY(ops_check_operand(call, name, t, OSP_F32, OPS_STRIDED_ROWS));
+  return ops_check_shape(call, name, t, 2, (const int64_t[]){x->shape[0], x->shape[2]});
+}
+
+static osp_cpu_rows cpu_rows(const osp_tensor *t) {
+  return (osp_cpu_rows){.data = t ? t->data : NULL, .row_stride = t ? t->stride[0] : 0};
+}
+
+osp_status osp_modulate(const osp_tensor *x, const osp_tensor *shift, const osp_tensor *scale,
+                        osp_tensor *y) {
+  ops_call call = OPS_CALL("osp_modulate");
+  OSP_TRY(check_tokens(&call, "x", x));
+  OSP_TRY(check_table_row(&call, "shift", shift, x));
+  OSP_TRY(check_table_row(&call, "scale", scale, x));
+  OSP_TRY(ops_check_in_out(&call, x, y));
+
+  OSP_TRY(ops_check_backend(&call));
+  osp_cpu_modulate(x->data, cpu_rows(shift), cpu_rows(scale), y->data, x->shape[0], x->shape[1],
+                   x->shape[2]);
+  return OSP_OK;
+}
+
+osp_status osp_gated_add(osp_tensor *x, const osp_tensor *y, const osp_tensor *gate) {
+  ops_call call = OPS_CALL("osp_gated_add");
+  OSP_TRY(check_tokens(&call, "x", x));
+  OSP_TRY(ops_check_in_out(&call, x, y));
+  if (gate) OSP_TRY(check_table_row(&call, "gate", gate, x));
+
+  OSP_TRY(ops_check_backend(&call));
+  osp_cpu_gated_add(x->data, y->data, cpu_rows(gate), x->shape[0], x->shape[1], x->shape[2]);
+  return OSP_OK;
+}

@@ -1,0 +1,81 @@
+/* Ops: one function per operation. Each checks its tensors (dtype, device, shapes; the message
+ * names the op and the operand) and dispatches to the backend of the tensors' device. All
+ * operands of one call live on one device. Tensors are contiguous unless an op says otherwise.
+ * The CPU backend computes in float32 (src/cpu/); CUDA comes in a later backend (src/cuda/). */
+#ifndef OSP_OPS_OPS_H
+#define OSP_OPS_OPS_H
+
+#include "core/tensor.h"
+
+/* y[M, N] = x[M, K] · w[N, K]ᵀ + bias[N]. x and y may have any leading dimensions (M = their
+ * product); bias may be NULL. */
+osp_status osp_linear(const osp_tensor *x, const osp_tensor *w, const osp_tensor *bias, osp_tensor *y);
+
+/* LayerNorm over the last dimension: y = (x − mean) / sqrt(var + eps) · weight + bias, the variance
+ * biased (divided by C). weight and bias are both NULL (no affine) or both [C]. y may be x. */
+osp_status osp_layernorm(const osp_tensor *x, const osp_tensor *weight, const osp_tensor *bias,
+                         float eps, osp_tensor *y);
+
+/* RMSNorm over the last dimension: y = x / sqrt(mean(x²) + eps) · weight (weight [C]). y may be x. */
+osp_status osp_rmsnorm(const osp_tensor *x, const osp_tensor *weight, float eps, osp_tensor *y);
+
+/* GELU, tanh approximation: y = ½x(1 + tanh(√(2/π)(x + 0.044715x³))). y may be x. */
+osp_status osp_gelu_tanh(const osp_tensor *x, osp_tensor *y);
+/* SiLU: y = x · sigmoid(x). y may be x. */
+osp_status osp_silu(const osp_tensor *x, osp_tensor *y);
+
+/* Adaptive modulation: y[b, n, c] = x[b, n, c] · (1 + scale[b, c]) + shift[b, c].
+ * x, y [B, N, C]; shift and scale [B, C] may be strided views (a row of a [B, 6, C] table has
+ * stride [6C, 1]). y may be x. */
+osp_status osp_modulate(const osp_tensor *x, const osp_tensor *shift, const osp_tensor *scale,
+                        osp_tensor *y);
+
+/* Gated residual: x[b, n, c] += y[b, n, c] · gate[b, c]; gate NULL means a plain add.
+ * x, y [B, N, C]; gate [B, C] may be a strided view. */
+osp_status osp_gated_add(osp_tensor *x, const osp_tensor *y, const osp_tensor *gate);
+
+/* y = a + b with broadcasting: a, b and y have the same number of dimensions, and a dimension of
+ * size 1 in a or b stretches to y's size (the [1, 6, C] modulation table plus e0 [B, 6, C]).
+ * a and b may be strided views; y is contiguous and may be a or b when shapes match. */
+osp_status osp_add(const osp_tensor *a, const osp_tensor *b, osp_tensor *y);
+
+/* Wan's 3D RoPE tables for a (T, H, W) grid of tokens (after patchify) and a head width D:
+ * cos, sin [T·H·W, D/2], token n = (t·H + h)·W + w. Pair i < dt/2 rotates by t·ω, then h, then w,
+ * with dt = D − 4⌊D/6⌋ and dh = dw = 2⌊D/6⌋ real dims per axis and ω_j = 10000^(−2j/d_axis)
+ * for the axis of width d_axis. Angles are computed in float64. */
+osp_status osp_rope_tables(int T, int H, int W, int head_dim, osp_tensor *cos, osp_tensor *sin);
+
+/* Rotates interleaved pairs of x [B, N, heads, D] in place:
+ * (x₀, x₁) ← (x₀·cos − x₁·sin, x₀·sin + x₁·cos). cos, sin are [Bt, N, D/2] with Bt = 1 (all rows
+ * share one table) or Bt = B, or [N, D/2] as osp_rope_tables makes them (shared, like Bt = 1);
+ * the same angles apply to every head. */
+osp_status osp_rope_apply(osp_tensor *x, const osp_tensor *cos, const osp_tensor *sin);
+
+/* Multi-head attention, non-causal: out = softmax(q·kᵀ·scale + mask) · v, per head.
+ * q [B, Nq, heads, D]; k, v [Bk, Nk, heads, D] with B a multiple of Bk (query row b attends key
+ * row b mod Bk, so P² subsequences can share one context); key_mask NULL or u8 [B, Nk]
+ * (1 = attend, 0 = masked). A query whose keys are all masked gets 0. out [B, Nq, heads, D].
+ * Never materialises the Nq × Nk matrix: blocked, with an online softmax. scratch: see below. */
+osp_status osp_attention(const osp_tensor *q, const osp_tensor *k, const osp_tensor *v,
+                         const osp_tensor *key_mask, float scale, const osp_tensor *scratch,
+                         osp_tensor *out);
+
+/* The scratch osp_attention needs on a device, in bytes: a u8 tensor of at least this size, planned
+ * with the other activations (on the CPU, one block of scores per thread). */
+size_t osp_attention_scratch_bytes(osp_device device);
+
+/* Patch embedding input: latents [B, Cin, F, H, W] → patches [B, N, Cin·pt·ph·pw] with
+ * N = (F/pt)(H/ph)(W/pw), token n = (f·H' + h)·W' + w, and the patch vector in Conv3d weight
+ * order (c, kt, kh, kw). F, H, W must be multiples of the patch. */
+osp_status osp_patchify(const osp_tensor *latents, const int patch[3], osp_tensor *patches);
+
+/* Head output back to a video: tokens [B, N, pt·ph·pw·Cout] with feature
+ * o = ((kt·ph + kh)·pw + kw)·Cout + c → out [B, Cout, F, H, W]
+ * (`b (f h w) (pt ph pw c) -> b c (f pt) (h ph) (w pw)`). */
+osp_status osp_unpatchify(const osp_tensor *tokens, const int patch[3], osp_tensor *out);
+
+/* Timestep sinusoid: t [B] → out [B, D], out[b] = [cos(t·f_0..f_{D/2−1}), sin(t·f_0..)],
+ * f_j = 10000^(−j/(D/2)), computed in float64 (as the original Wan2.1 code does). */
+osp_status osp_timestep_embedding(const osp_tensor *t, osp_tensor *out);
+
+#endif

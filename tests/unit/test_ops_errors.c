@@ -1,0 +1,239 @@
+/* The ops reject bad operands with a status and a one-line message naming the op and the operand:
+ * wrong shape, wrong dtype, a CUDA or mixed device, a non-contiguous tensor, overlapping memory,
+ * bad parameters. The accepted cases next to them (in place, strided table rows) must pass. */
+#include <string.h>
+
+#include "core/status.h"
+#include "harness.h"
+#include "ops/ops.h"
+
+/* Plenty for every small tensor below; the ops never read it when they reject a call. */
+static float buffer_a[4096], buffer_b[4096], buffer_c[4096], buffer_d[4096];
+static uint8_t mask_buffer[64];
+static osp_tensor scratch; /* for osp_attention, allocated in main */
+
+/* A contiguous f32 CPU tensor over `data` with the dims listed: f32_tensor(buffer_a, 2, 8). */
+#define f32_tensor(data, ...)                                                                   \
+  osp_tensor_make((data), OSP_F32, OSP_CPU,                                                     \
+                  (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),              \
+                  (const int64_t[]){__VA_ARGS__})
+
+#define EXPECT_FAIL(call, want_status, want_message)                                          \
+  do {                                                                                        \
+    const osp_status got_ = (call);                                                           \
+    CHECK(got_ == (want_status));                                                             \
+    if (strcmp(osp_last_error(), (want_message)) == 0) {                                      \
+      test_checks_passed++;                                                                   \
+    } else {                                                                                  \
+      test_checks_failed++;                                                                   \
+      fprintf(stderr, "%s:%d: message\n  got:      %s\n  expected: %s\n", __FILE__, __LINE__, \
+              osp_last_error(), (want_message));                                              \
+    }                                                                                         \
+  } while (0)
+
+#define EXPECT_OK(call)                                                                     \
+  do {                                                                                      \
+    const osp_status got_ = (call);                                                         \
+    if (got_ != OSP_OK) fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, osp_last_error()); \
+    CHECK(got_ == OSP_OK);                                                                  \
+  } while (0)
+
+static osp_tensor on_device(osp_tensor t, osp_device device) {
+  t.device = device;
+  return t;
+}
+
+static osp_tensor with_dtype(osp_tensor t, osp_dtype dtype) {
+  t.dtype = dtype;
+  return t;
+}
+
+static void test_linear(void) {
+  osp_tensor x = f32_tensor(buffer_a, 2, 8), w = f32_tensor(buffer_b, 4, 8);
+  osp_tensor bias = f32_tensor(buffer_c, 4), y = f32_tensor(buffer_d, 2, 4);
+  EXPECT_OK(osp_linear(&x, &w, &bias, &y));
+
+  osp_tensor narrow_w = f32_tensor(buffer_b, 4, 6);
+  EXPECT_FAIL(osp_linear(&x, &narrow_w, &bias, &y), OSP_ERR_SHAPE,
+              "osp_linear: weight: expected shape [*, 8], found [4, 6]");
+  osp_tensor wide_y = f32_tensor(buffer_d, 2, 5);
+  EXPECT_FAIL(osp_linear(&x, &w, &bias, &wide_y), OSP_ERR_SHAPE,
+              "osp_linear: y: expected shape [2, 4], found [2, 5]");
+  osp_tensor long_bias = f32_tensor(buffer_c, 5);
+  EXPECT_FAIL(osp_linear(&x, &w, &long_bias, &y), OSP_ERR_SHAPE,
+              "osp_linear: bias: expected shape [4], found [5]");
+  osp_tensor cuda_w = on_device(w, OSP_CUDA);
+  EXPECT_FAIL(osp_linear(&x, &cuda_w, &bias, &y), OSP_ERR_ARGUMENT,
+              "osp_linear: weight: expected a cpu tensor like x, found cuda");
+  osp_tensor y_over_x = f32_tensor(buffer_a + 4, 2, 4);
+  EXPECT_FAIL(osp_linear(&x, &w, &bias, &y_over_x), OSP_ERR_ARGUMENT,
+              "osp_linear: y: expected memory apart from x, found them overlapping");
+  EXPECT_FAIL(osp_linear(NULL, &w, &bias, &y), OSP_ERR_ARGUMENT, "osp_linear: x: missing (NULL)");
+  osp_tensor empty_x = f32_tensor(buffer_a, 0, 8);
+  EXPECT_FAIL(osp_linear(&empty_x, &w, &bias, &y), OSP_ERR_SHAPE,
+              "osp_linear: x: expected no empty dimension, found shape [0, 8]");
+}
+
+static void test_norms(void) {
+  osp_tensor x = f32_tensor(buffer_a, 3, 16), y = f32_tensor(buffer_b, 3, 16);
+  osp_tensor weight = f32_tensor(buffer_c, 16), bias = f32_tensor(buffer_d, 16);
+  EXPECT_OK(osp_layernorm(&x, &weight, &bias, 1e-6f, &x)); /* in place */
+
+  osp_tensor cx = on_device(x, OSP_CUDA), cy = on_device(y, OSP_CUDA);
+  EXPECT_FAIL(osp_layernorm(&cx, NULL, NULL, 1e-6f, &cy), OSP_ERR_UNSUPPORTED,
+              "osp_layernorm: this build has no CUDA backend");
+  EXPECT_FAIL(osp_layernorm(&x, &weight, NULL, 1e-6f, &y), OSP_ERR_ARGUMENT,
+              "osp_layernorm: weight, bias: expected both or neither, found only weight");
+  osp_tensor short_bias = f32_tensor(buffer_d, 15);
+  EXPECT_FAIL(osp_layernorm(&x, &weight, &short_bias, 1e-6f, &y), OSP_ERR_SHAPE,
+              "osp_layernorm: bias: expected shape [16], found [15]");
+  EXPECT_FAIL(osp_layernorm(&x, NULL, NULL, -1.0f, &y), OSP_ERR_ARGUMENT,
+              "osp_layernorm: eps: expected a finite value >= 0, found -1");
+  EXPECT_FAIL(osp_rmsnorm(&x, NULL, 1e-6f, &y), OSP_ERR_ARGUMENT,
+              "osp_rmsnorm: weight: missing (NULL)");
+  osp_tensor bf16_weight = with_dtype(weight, OSP_BF16);
+  EXPECT_FAIL(osp_rmsnorm(&x, &bf16_weight, 1e-6f, &y), OSP_ERR_SHAPE,
+              "osp_rmsnorm: weight: expected dtype f32, found bf16");
+}
+
+static void test_activations(void) {
+  osp_tensor x = f32_tensor(buffer_a, 4, 4), y = f32_tensor(buffer_b, 4, 4);
+  EXPECT_OK(osp_silu(&x, &x)); /* in place */
+
+  osp_tensor bf16_x = with_dtype(x, OSP_BF16);
+  EXPECT_FAIL(osp_gelu_tanh(&bf16_x, &y), OSP_ERR_SHAPE,
+              "osp_gelu_tanh: x: expected dtype f32, found bf16");
+  osp_tensor transposed = x;
+  transposed.stride[0] = 1;
+  transposed.stride[1] = 4;
+  EXPECT_FAIL(osp_silu(&transposed, &y), OSP_ERR_SHAPE,
+              "osp_silu: x: expected a contiguous tensor, found strides [1, 4]");
+  osp_tensor shifted_y = f32_tensor(buffer_a + 1, 4, 4);
+  EXPECT_FAIL(osp_silu(&x, &shifted_y), OSP_ERR_ARGUMENT,
+              "osp_silu: y: expected memory apart from x, found them overlapping");
+  osp_tensor flat_y = f32_tensor(buffer_b, 16);
+  EXPECT_FAIL(osp_gelu_tanh(&x, &flat_y), OSP_ERR_SHAPE,
+              "osp_gelu_tanh: y: expected shape [4, 4], found [16]");
+}
+
+/* shift, scale and gate are rows of a [B, 6, C] table: strided [B, C] views. */
+static void test_modulation(void) {
+  enum { B = 2, N = 3, C = 8 };
+  osp_tensor x = f32_tensor(buffer_a, B, N, C), y = f32_tensor(buffer_b, B, N, C);
+  osp_tensor table = f32_tensor(buffer_c, B, 6, C);
+  osp_tensor shift = f32_tensor(buffer_c, B, C), scale = shift;
+  shift.stride[0] = scale.stride[0] = table.stride[0];
+  scale.data = buffer_c + C;
+  EXPECT_OK(osp_modulate(&x, &shift, &scale, &y));
+  EXPECT_OK(osp_gated_add(&x, &y, &scale));
+
+  osp_tensor every_other = shift;
+  every_other.stride[1] = 2;
+  EXPECT_FAIL(osp_modulate(&x, &every_other, &scale, &y), OSP_ERR_SHAPE,
+              "osp_modulate: shift: expected adjacent elements along the last dimension, found "
+              "strides [48, 2]");
+  osp_tensor table_3d = table;
+  EXPECT_FAIL(osp_gated_add(&x, &y, &table_3d), OSP_ERR_SHAPE,
+              "osp_gated_add: gate: expected shape [2, 8], found [2, 6, 8]");
+  osp_tensor flat_x = f32_tensor(buffer_a, B * N, C);
+  EXPECT_FAIL(osp_modulate(&flat_x, &shift, &scale, &y), OSP_ERR_SHAPE,
+              "osp_modulate: x: expected shape [*, *, *], found [6, 8]");
+}
+
+static void test_rope(void) {
+  osp_tensor cos = f32_tensor(buffer_a, 24, 6), sin = f32_tensor(buffer_b, 24, 6);
+  EXPECT_OK(osp_rope_tables(2, 3, 4, 12, &cos, &sin));
+  EXPECT_FAIL(osp_rope_tables(2, 3, 4, 7, &cos, &sin), OSP_ERR_ARGUMENT,
+              "osp_rope_tables: head_dim: expected a positive even number, found 7");
+  EXPECT_FAIL(osp_rope_tables(2, 0, 4, 12, &cos, &sin), OSP_ERR_ARGUMENT,
+              "osp_rope_tables: grid: expected positive sizes, found 2x0x4");
+  EXPECT_FAIL(osp_rope_tables(2, 3, 5, 12, &cos, &sin), OSP_ERR_SHAPE,
+              "osp_rope_tables: cos: expected shape [30, 6], found [24, 6]");
+
+  osp_tensor x = f32_tensor(buffer_c, 2, 24, 1, 12);
+  EXPECT_OK(osp_rope_apply(&x, &cos, &sin));
+  osp_tensor three_cos = f32_tensor(buffer_a, 3, 24, 6);
+  osp_tensor three_sin = f32_tensor(buffer_b, 3, 24, 6);
+  EXPECT_FAIL(osp_rope_apply(&x, &three_cos, &three_sin), OSP_ERR_SHAPE,
+              "osp_rope_apply: cos: expected 1 table or 2 (one per batch row of x), found 3");
+  osp_tensor odd_x = f32_tensor(buffer_c, 2, 24, 1, 11);
+  EXPECT_FAIL(osp_rope_apply(&odd_x, &cos, &sin), OSP_ERR_SHAPE,
+              "osp_rope_apply: x: expected an even head width, found 11");
+}
+
+static void test_attention(void) {
+  osp_tensor q = f32_tensor(buffer_a, 4, 5, 2, 8), out = f32_tensor(buffer_d, 4, 5, 2, 8);
+  osp_tensor k = f32_tensor(buffer_b, 2, 6, 2, 8), v = f32_tensor(buffer_c, 2, 6, 2, 8);
+  osp_tensor mask = osp_tensor_make(mask_buffer, OSP_U8, OSP_CPU, 2, (const int64_t[]){4, 6});
+  EXPECT_OK(osp_attention(&q, &k, &v, &mask, 0.35f, &scratch, &out));
+
+  osp_tensor three_q = f32_tensor(buffer_a, 3, 5, 2, 8);
+  osp_tensor three_out = f32_tensor(buffer_d, 3, 5, 2, 8);
+  EXPECT_FAIL(osp_attention(&three_q, &k, &v, NULL, 0.35f, &scratch, &three_out), OSP_ERR_SHAPE,
+              "osp_attention: k: expected a batch dividing the query batch 3, found 2");
+  osp_tensor float_mask = with_dtype(mask, OSP_F32);
+  EXPECT_FAIL(osp_attention(&q, &k, &v, &float_mask, 0.35f, &scratch, &out), OSP_ERR_SHAPE,
+              "osp_attention: key_mask: expected dtype u8, found f32");
+  osp_tensor narrow_k = f32_tensor(buffer_b, 2, 6, 2, 4);
+  EXPECT_FAIL(osp_attention(&q, &narrow_k, &v, NULL, 0.35f, &scratch, &out), OSP_ERR_SHAPE,
+              "osp_attention: k: expected shape [*, *, 2, 8], found [2, 6, 2, 4]");
+  osp_tensor short_mask = osp_tensor_make(mask_buffer, OSP_U8, OSP_CPU, 2, (const int64_t[]){4, 5});
+  EXPECT_FAIL(osp_attention(&q, &k, &v, &short_mask, 0.35f, &scratch, &out), OSP_ERR_SHAPE,
+              "osp_attention: key_mask: expected shape [4, 6], found [4, 5]");
+  osp_tensor cq = on_device(q, OSP_CUDA), ck = on_device(k, OSP_CUDA);
+  osp_tensor cv = on_device(v, OSP_CUDA), cout = on_device(out, OSP_CUDA);
+  osp_tensor cscratch = on_device(scratch, OSP_CUDA);
+  EXPECT_FAIL(osp_attention(&cq, &ck, &cv, NULL, 0.35f, &cscratch, &cout), OSP_ERR_UNSUPPORTED,
+              "osp_attention: this build has no CUDA backend");
+  EXPECT_FAIL(osp_attention(&q, &k, &v, NULL, 0.35f, &scratch, &q), OSP_ERR_ARGUMENT,
+              "osp_attention: out: expected memory apart from q, found them overlapping");
+  osp_tensor small_scratch = scratch;
+  small_scratch.shape[0] = 16;
+  char message[128];
+  snprintf(message, sizeof message, "osp_attention: scratch: expected at least %zu bytes, found 16",
+           osp_attention_scratch_bytes(OSP_CPU));
+  EXPECT_FAIL(osp_attention(&q, &k, &v, NULL, 0.35f, &small_scratch, &out), OSP_ERR_SHAPE, message);
+}
+
+static void test_video(void) {
+  const int patch[3] = {1, 2, 2};
+  osp_tensor latents = f32_tensor(buffer_a, 1, 2, 3, 4, 6);
+  osp_tensor patches = f32_tensor(buffer_b, 1, 18, 8);
+  EXPECT_OK(osp_patchify(&latents, patch, &patches));
+  EXPECT_OK(osp_unpatchify(&patches, patch, &latents));
+
+  osp_tensor odd_latents = f32_tensor(buffer_a, 1, 2, 3, 5, 6);
+  EXPECT_FAIL(osp_patchify(&odd_latents, patch, &patches), OSP_ERR_SHAPE,
+              "osp_patchify: latents: expected frames x height x width in multiples of the patch "
+              "1x2x2, found 3x5x6");
+  osp_tensor few_patches = f32_tensor(buffer_b, 1, 17, 8);
+  EXPECT_FAIL(osp_patchify(&latents, patch, &few_patches), OSP_ERR_SHAPE,
+              "osp_patchify: patches: expected shape [1, 18, 8], found [1, 17, 8]");
+  const int zero_patch[3] = {1, 0, 2};
+  EXPECT_FAIL(osp_unpatchify(&patches, zero_patch, &latents), OSP_ERR_ARGUMENT,
+              "osp_unpatchify: patch: expected positive sizes, found 1x0x2");
+
+  osp_tensor t = f32_tensor(buffer_c, 3), embedding = f32_tensor(buffer_d, 3, 16);
+  EXPECT_OK(osp_timestep_embedding(&t, &embedding));
+  osp_tensor odd_embedding = f32_tensor(buffer_d, 3, 15);
+  EXPECT_FAIL(osp_timestep_embedding(&t, &odd_embedding), OSP_ERR_SHAPE,
+              "osp_timestep_embedding: out: expected an even width, found 15");
+  osp_tensor short_embedding = f32_tensor(buffer_d, 2, 16);
+  EXPECT_FAIL(osp_timestep_embedding(&t, &short_embedding), OSP_ERR_SHAPE,
+              "osp_timestep_embedding: out: expected shape [3, *], found [2, 16]");
+}
+
+int main(void) {
+  static uint8_t scratch_bytes[1 << 24];
+  const int64_t size = (int64_t)osp_attention_scratch_bytes(OSP_CPU);
+  if (size > (int64_t)sizeof scratch_bytes) return fprintf(stderr, "attention scratch too large\n"), 1;
+  scratch = osp_tensor_make(scratch_bytes, OSP_U8, OSP_CPU, 1, &size);
+  test_linear();
+  test_norms();
+  test_activations();
+  test_modulation();
+  test_rope();
+  test_attention();
+  test_video();
+  return test_summary("test_ops_errors");
+}

@@ -1,0 +1,43 @@
+/* Command-line plumbing shared by the `osp` subcommands: option tables, parsing, usage text, and
+ * the one place that turns an osp_status into a message and an exit code. */
+#ifndef OSP_TOOLS_CLI_H
+#define OSP_TOOLS_CLI_H
+
+#include <stdio.h>
+
+#include "osp.h"
+
+typedef struct {
+  const char *name;    /* "--weights" */
+  const char *alias;   /* "-o", or NULL */
+  const char *metavar; /* "FILE"; NULL for a flag without a value */
+  const char *help;
+  const char **value;  /* set to the argument (options with a metavar) */
+  int *flag;           /* set to 1 (flags) */
+} cli_option;
+
+typedef struct {
+  const char *name;     /* "dit" */
+  const char *usage;    /* "osp dit --weights W.safetensors ..." */
+  const char *summary;  /* one line for `osp --help` */
+  const char *details;  /* paragraphs after the usage line, or NULL */
+  cli_option *options;  /* terminated by an entry with name NULL */
+  const char **operand; /* where the one positional argument goes, or NULL if none is taken */
+} cli_command;
+
+enum { CLI_EXIT_OK = 0, CLI_EXIT_FAILURE = 1, CLI_EXIT_USAGE = 2 };
+
+/* Parses argv (after the subcommand) into the command's options. Returns CLI_EXIT_OK to go on,
+ * or -1 after printing help (the caller exits 0), or CLI_EXIT_USAGE after printing an error. */
+int cli_parse(const cli_command *command, int argc, char **argv);
+void cli_print_help(const cli_command *command, FILE *out);
+
+/* A usage error: prints "osp: error: <message>" and a hint, returns CLI_EXIT_USAGE. */
+int cli_usage_error(const cli_command *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A failed operation: prints "osp: error: <osp_last_error()>", returns CLI_EXIT_FAILURE. */
+int cli_failure(osp_status status);
+
+/* Parses a non-negative integer option value; a usage error names the option otherwise. */
+int cli_parse_count(const cli_command *command, const char *option, const char *text, long long *out);
+
+#endif

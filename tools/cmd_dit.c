@@ -1,0 +1,198 @@
+/* osp dit: one forward pass of the DiT on inputs from a safetensors file, the velocity to another.
+ * This is the contract anyone uses to check OSP against their own stack: keep it stable. */
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "core/rng.h"
+#include "core/safetensors.h"
+#include "core/status.h"
+#include "model/dit.h"
+
+typedef struct {
+  const char *weights, *config, *preset, *random_seed, *inputs, *random_inputs, *output;
+} dit_arguments;
+
+typedef struct {
+  osp_tensor latents, timestep, context;
+} dit_inputs;
+
+static double seconds_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* The config: --config, else --preset, else config.json beside the weights. */
+static osp_status choose_config(const dit_arguments *a, osp_model_config *config) {
+  if (a->config) return osp_config_load(a->config, config);
+  if (a->preset) return osp_config_preset(a->preset, config);
+  char *copy = strdup(a->weights);
+  if (!copy) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+  char beside[4096];
+  snprintf(beside, sizeof beside, "%s/config.json", dirname(copy));
+  free(copy);
+  if (access(beside, R_OK) != 0)
+    return osp_fail(OSP_ERR_ARGUMENT, "no model config: give --config C.json or --preset NAME "
+                    "(no %s beside the weights)", beside);
+  return osp_config_load(beside, config);
+}
+
+/* Reads one input tensor of any float dtype as float32 (malloc'd; freed by free_inputs). */
+static osp_status read_input(const osp_st_file *file, const char *name, osp_tensor *out) {
+  const osp_st_entry *e = osp_st_find(file, name);
+  if (!e) return osp_fail(OSP_ERR_MISSING, "%s: missing tensor '%s'", file->path, name);
+  float *data = malloc((size_t)osp_st_numel(e) * sizeof(float) + 1);
+  if (!data) return osp_fail(OSP_ERR_MEMORY, "%s: cannot allocate tensor '%s'", file->path, name);
+  osp_st_to_f32(e, data);
+  *out = osp_tensor_make(data, OSP_F32, OSP_CPU, e->ndim, e->shape);
+  return OSP_OK;
+}
+
+static void free_inputs(dit_inputs *in) {
+  free(in->latents.data);
+  free(in->timestep.data);
+  free(in->context.data);
+}
+
+static osp_status read_inputs(const char *path, dit_inputs *in) {
+  osp_st_file file;
+  OSP_TRY(osp_st_open(path, &file));
+  osp_status status = read_input(&file, "latents", &in->latents);
+  if (status == OSP_OK) status = read_input(&file, "timestep", &in->timestep);
+  if (status == OSP_OK) status = read_input(&file, "context", &in->context);
+  osp_st_close(&file);
+  return status;
+}
+
+/* A float32 tensor of n·N(0, 1) Philox samples (stream `stream` of seed 0), malloc'd. */
+static osp_status random_tensor(int ndim, const int64_t *shape, uint32_t stream, osp_tensor *out) {
+  *out = osp_tensor_make(NULL, OSP_F32, OSP_CPU, ndim, shape);
+  out->data = malloc(osp_tensor_bytes(out) + 1);
+  if (!out->data) return osp_fail(OSP_ERR_MEMORY, "cannot allocate random inputs");
+  osp_randn(0, stream, 0, out->data, (size_t)osp_tensor_numel(out));
+  return OSP_OK;
+}
+
+/* --random-inputs B,F,H,W,L: latents N(0, 1) [B, in, F, H, W], context N(0, 1) [B, L, text_dim],
+ * timesteps spread over (0, 1000). */
+static osp_status random_inputs(const char *spec, const osp_model_config *c, dit_inputs *in) {
+  long long b, f, h, w, l;
+  char end;
+  if (sscanf(spec, "%lld,%lld,%lld,%lld,%lld%c", &b, &f, &h, &w, &l, &end) != 5 || b < 1 || f < 1 ||
+      h < 1 || w < 1 || l < 1)
+    return osp_fail(OSP_ERR_ARGUMENT, "--random-inputs expects B,F,H,W,L (positive integers), found '%s'", spec);
+  OSP_TRY(random_tensor(5, (int64_t[]){b, c->in_channels, f, h, w}, 1, &in->latents));
+  OSP_TRY(random_tensor(3, (int64_t[]){b, l, c->text_dim}, 2, &in->context));
+  OSP_TRY(random_tensor(1, (int64_t[]){b}, 3, &in->timestep));
+  float *t = in->timestep.data;
+  for (long long i = 0; i < b; i++) t[i] = 1000.0f * (float)(i + 1) / (float)(b + 1);
+  return OSP_OK;
+}
+
+/* Fails early, before a long forward, when the output cannot be written where asked. */
+static osp_status check_output_directory(const char *output) {
+  char *copy = strdup(output);
+  if (!copy) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+  const char *dir = dirname(copy);
+  struct stat st;
+  osp_status status = OSP_OK;
+  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
+    status = osp_fail(OSP_ERR_IO, "%s: output directory '%s' does not exist", output, dir);
+  else if (access(dir, W_OK) != 0)
+    status = osp_fail(OSP_ERR_IO, "%s: output directory '%s' is not writable", output, dir);
+  free(copy);
+  return status;
+}
+
+static osp_status load_model(const dit_arguments *a, const osp_model_config *config, osp_dit *dit) {
+  if (a->weights) return osp_dit_load(config, a->weights, dit);
+  char *end;
+  unsigned long long seed = strtoull(a->random_seed, &end, 10);
+  if (*end || end == a->random_seed)
+    return osp_fail(OSP_ERR_ARGUMENT, "--random-weights expects an integer seed, found '%s'", a->random_seed);
+  return osp_dit_init_random(config, seed, dit);
+}
+
+static osp_status write_velocity(const char *path, const osp_tensor *velocity) {
+  osp_st_write_entry entry = {"velocity", OSP_ST_F32, velocity->ndim, velocity->shape, velocity->data};
+  return osp_st_write(path, &entry, 1);
+}
+
+static osp_status run(const dit_arguments *a) {
+  osp_model_config config;
+  OSP_TRY(choose_config(a, &config));
+  OSP_TRY(check_output_directory(a->output));
+  dit_inputs in = {0};
+  osp_dit dit = {0};
+  osp_tensor velocity = {0};
+  osp_status status = a->inputs ? read_inputs(a->inputs, &in) : random_inputs(a->random_inputs, &config, &in);
+  if (status == OSP_OK) status = load_model(a, &config, &dit);
+  if (status == OSP_OK) {
+    status = osp_dit_check_inputs(&dit, &in.latents, &in.timestep, &in.context);
+    if (status != OSP_OK) osp_fail_context(status, "%s", a->inputs ? a->inputs : "--random-inputs");
+  }
+  if (status == OSP_OK) {
+    velocity = in.latents;
+    velocity.shape[1] = config.out_channels;
+    velocity = osp_tensor_make(NULL, OSP_F32, OSP_CPU, 5, velocity.shape);
+    velocity.data = malloc(osp_tensor_bytes(&velocity));
+    if (!velocity.data) status = osp_fail(OSP_ERR_MEMORY, "cannot allocate the velocity");
+  }
+  if (status == OSP_OK) {
+    double start = seconds_now();
+    status = osp_dit_forward(&dit, &in.latents, &in.timestep, &in.context, &velocity);
+    osp_info("dit forward: %d layers, latents [%lld, %lld, %lld, %lld, %lld], %.3f s", config.num_layers,
+             (long long)in.latents.shape[0], (long long)in.latents.shape[1], (long long)in.latents.shape[2],
+             (long long)in.latents.shape[3], (long long)in.latents.shape[4], seconds_now() - start);
+  }
+  if (status == OSP_OK) status = write_velocity(a->output, &velocity);
+  free(velocity.data);
+  osp_dit_free(&dit);
+  free_inputs(&in);
+  return status;
+}
+
+int cmd_dit(int argc, char **argv) {
+  dit_arguments a = {0};
+  cli_option options[] = {
+      {"--weights", NULL, "W.safetensors", "DiT weights (original Wan2.1 or diffusers names)", &a.weights, NULL},
+      {"--config", NULL, "C.json", "model config.json (diffusers or original Wan2.1 keys; "
+                                   "default: config.json beside the weights)", &a.config, NULL},
+      {"--preset", NULL, "NAME", "a built-in config instead: wan2.1-t2v-1.3b, wan2.1-t2v-14b, ...", &a.preset, NULL},
+      {"--random-weights", NULL, "SEED", "random weights instead of --weights (benchmarks)", &a.random_seed, NULL},
+      {"--inputs", NULL, "I.safetensors", "latents [B,16,F,H,W], timestep [B], context [B,L,text_dim]", &a.inputs, NULL},
+      {"--random-inputs", NULL, "B,F,H,W,L", "random latents [B,16,F,H,W] and context [B,L,text_dim] instead "
+                                             "of --inputs (benchmarks)", &a.random_inputs, NULL},
+      {"--output", "-o", "O.safetensors", "where to write velocity [B,16,F,H,W] (float32)", &a.output, NULL},
+      {0},
+  };
+  cli_command command = {
+      .name = "dit",
+      .usage = "osp dit --weights W.safetensors [--config C.json] --inputs I.safetensors -o O.safetensors",
+      .summary = "Runs one forward pass of the DiT and writes the predicted velocity.",
+      .details = "The context is used as given: no mask, cross-attention sees every row (pipelines pad\n"
+                 "prompts to 512 rows with zeros, as Wan2.1 and diffusers do). Inputs may be any float\n"
+                 "dtype; they are computed in float32 on the CPU. The output is written to a temporary\n"
+                 "file and renamed, so a failed run leaves no output behind.",
+      .options = options,
+  };
+  int rc = cli_parse(&command, argc, argv);
+  if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+  if (!a.weights == !a.random_seed) return cli_usage_error(&command, "give exactly one of --weights and --random-weights");
+  if (a.random_seed && !a.config && !a.preset)
+    return cli_usage_error(&command, "--random-weights needs --config or --preset");
+  if (a.config && a.preset) return cli_usage_error(&command, "give --config or --preset, not both");
+  if (!a.inputs == !a.random_inputs) return cli_usage_error(&command, "give exactly one of --inputs and --random-inputs");
+  if (!a.output) return cli_usage_error(&command, "missing -o O.safetensors");
+  osp_status status = run(&a);
+  return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+}

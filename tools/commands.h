@@ -1,0 +1,8 @@
+/* The subcommands of `osp`: each takes the arguments after its name and returns an exit code. */
+#ifndef OSP_TOOLS_COMMANDS_H
+#define OSP_TOOLS_COMMANDS_H
+
+int cmd_info(int argc, char **argv);
+int cmd_dit(int argc, char **argv);
+
+#endif

@@ -1,0 +1,64 @@
+/* osp: the command-line front of the engine. Each subcommand lives in its own cmd_*.c file. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "core/log.h"
+#include "cpu/blas.h"
+
+static const struct {
+  const char *name;
+  int (*run)(int argc, char **argv);
+  const char *summary;
+} commands[] = {
+    {"info", cmd_info, "list the tensors of a safetensors file and the model it holds"},
+    {"dit", cmd_dit, "run one forward pass of the Wan2.1 / OSP-Next DiT"},
+};
+
+static void print_help(FILE *out) {
+  fprintf(out,
+          "usage: osp COMMAND [options]\n\n"
+          "OSP %s: a C engine for sparse video diffusion transformers (Wan2.1, OSP-Next).\n\n"
+          "commands:\n",
+          OSP_VERSION);
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out,
+          "\n'osp COMMAND --help' describes a command. OSP_LOG=debug|info|warn|error sets the log "
+          "level; OMP_NUM_THREADS the CPU threads.\n");
+}
+
+/* When OpenBLAS chose kernels weaker than this CPU allows (see src/cpu/blas.h), restart with
+ * OPENBLAS_CORETYPE set. An OPENBLAS_CORETYPE the user set is left alone. */
+static void use_best_blas_kernels(char **argv) {
+  const char *core = osp_cpu_blas_better_core();
+  if (!core || getenv("OPENBLAS_CORETYPE")) return;
+  osp_debug("OpenBLAS chose %s kernels; restarting with OPENBLAS_CORETYPE=%s", osp_cpu_blas_core(), core);
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  execv("/proc/self/exe", argv);
+  osp_warn("could not restart with OPENBLAS_CORETYPE=%s: matmuls use the slower %s kernels", core,
+           osp_cpu_blas_core());
+}
+
+int main(int argc, char **argv) {
+  use_best_blas_kernels(argv);
+  if (argc < 2) {
+    print_help(stderr);
+    return CLI_EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    print_help(stdout);
+    return CLI_EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version")) {
+    printf("osp %s\n", OSP_VERSION);
+    return CLI_EXIT_OK;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 2, argv + 2);
+  fprintf(stderr, "osp: error: unknown command '%s' (see 'osp --help')\n", argv[1]);
+  return CLI_EXIT_USAGE;
+}
