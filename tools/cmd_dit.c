@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -19,20 +18,15 @@
 
 typedef struct {
   const char *weights, *config, *preset, *random_seed, *inputs, *random_inputs, *output;
+  const char *schedule, *sparse_ratio;
+  int verbose;
 } dit_arguments;
 
 typedef struct {
   osp_tensor latents, timestep, context;
 } dit_inputs;
 
-static double seconds_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-/* The config: --config, else --preset, else config.json beside the weights. */
-static osp_status choose_config(const dit_arguments *a, osp_model_config *config) {
+static osp_status read_config(const dit_arguments *a, osp_model_config *config) {
   if (a->config) return osp_config_load(a->config, config);
   if (a->preset) return osp_config_preset(a->preset, config);
   char *copy = strdup(a->weights);
@@ -44,6 +38,19 @@ static osp_status choose_config(const dit_arguments *a, osp_model_config *config
     return osp_fail(OSP_ERR_ARGUMENT, "no model config: give --config C.json or --preset NAME "
                     "(no %s beside the weights)", beside);
   return osp_config_load(beside, config);
+}
+
+/* The config: --config, else --preset, else config.json beside the weights; then the --schedule
+ * and --sparse-ratio overrides (in that order: the ratio is checked against the schedule). */
+static osp_status choose_config(const dit_arguments *a, osp_model_config *config) {
+  OSP_TRY(read_config(a, config));
+  if (a->schedule) OSP_TRY(osp_config_set_schedule("--schedule", a->schedule, config));
+  if (!a->sparse_ratio) return OSP_OK;
+  char *end;
+  long ratio = strtol(a->sparse_ratio, &end, 10);
+  if (*end || end == a->sparse_ratio || ratio < 1 || ratio > 64)
+    return osp_fail(OSP_ERR_ARGUMENT, "--sparse-ratio expects an integer from 1 to 64, found '%s'", a->sparse_ratio);
+  return osp_config_set_sparse_ratio("--sparse-ratio", (int)ratio, config);
 }
 
 /* Reads one input tensor of any float dtype as float32 (malloc'd; freed by free_inputs). */
@@ -122,6 +129,48 @@ static osp_status load_model(const dit_arguments *a, const osp_model_config *con
   return osp_dit_init_random(config, seed, dit);
 }
 
+/* The FLOPs each block should cost, and the whole forward against the same model all full. */
+static void print_flops(const osp_model_config *config, const dit_inputs *in, const int64_t grid[3]) {
+  osp_model_config dense = *config;
+  memset(dense.schedule, OSP_PATTERN_FULL, sizeof dense.schedule);
+  const int64_t B = in->latents.shape[0], L = in->context.shape[1];
+  double attention = 0, rest = 0, dense_attention = 0, dense_rest = 0;
+  char letters[OSP_MAX_LAYERS + 1];
+  printf("schedule %s, sparse ratio %d, token grid %lld x %lld x %lld, batch %lld\n",
+         osp_config_schedule_string(config, letters, sizeof letters), config->sparse_ratio, (long long)grid[0],
+         (long long)grid[1], (long long)grid[2], (long long)B);
+  printf("%5s %-7s %16s %16s\n", "block", "pattern", "self-attn GFLOP", "rest GFLOP");
+  for (int i = 0; i < config->num_layers; i++) {
+    const osp_dit_flops f = osp_dit_block_flops(config, i, B, grid, L), d = osp_dit_block_flops(&dense, i, B, grid, L);
+    printf("%5d %-7s %16.3f %16.3f\n", i, (const char *[]){"full", "token", "group"}[config->schedule[i]],
+           f.self_attention * 1e-9, f.rest * 1e-9);
+    attention += f.self_attention;
+    rest += f.rest;
+    dense_attention += d.self_attention;
+    dense_rest += d.rest;
+  }
+  printf("blocks: self-attention %.3f GFLOP (%.3f of all-full), rest %.3f GFLOP, total %.3f GFLOP "
+         "(%.3f of all-full: predicted speed-up %.2fx)\n",
+         attention * 1e-9, attention / dense_attention, rest * 1e-9, (attention + rest) * 1e-9,
+         (attention + rest) / (dense_attention + dense_rest), (dense_attention + dense_rest) / (attention + rest));
+}
+
+static void print_timing(const osp_model_config *config, const dit_inputs *in, const int64_t grid[3],
+                         const osp_dit_timing *t) {
+  const int64_t B = in->latents.shape[0], L = in->context.shape[1];
+  double blocks = 0;
+  printf("%5s %-7s %10s %10s\n", "block", "pattern", "seconds", "GFLOP/s");
+  for (int i = 0; i < config->num_layers; i++) {
+    const osp_dit_flops f = osp_dit_block_flops(config, i, B, grid, L);
+    printf("%5d %-7s %10.3f %10.1f\n", i, (const char *[]){"full", "token", "group"}[config->schedule[i]],
+           t->block_seconds[i], (f.self_attention + f.rest) * 1e-9 / t->block_seconds[i]);
+    blocks += t->block_seconds[i];
+  }
+  printf("forward %.3f s: blocks %.3f s, layout changes %.4f s (%.2f%% of the blocks), rest %.3f s\n",
+         t->total_seconds, blocks, t->layout_seconds, 100.0 * t->layout_seconds / blocks,
+         t->total_seconds - blocks - t->layout_seconds);
+}
+
 static osp_status write_velocity(const char *path, const osp_tensor *velocity) {
   osp_st_write_entry entry = {"velocity", OSP_ST_F32, velocity->ndim, velocity->shape, velocity->data};
   return osp_st_write(path, &entry, 1);
@@ -147,12 +196,16 @@ static osp_status run(const dit_arguments *a) {
     velocity.data = malloc(osp_tensor_bytes(&velocity));
     if (!velocity.data) status = osp_fail(OSP_ERR_MEMORY, "cannot allocate the velocity");
   }
+  int64_t grid[3] = {0};
+  for (int d = 0; status == OSP_OK && d < 3; d++) grid[d] = in.latents.shape[2 + d] / config.patch_size[d];
+  if (status == OSP_OK && a->verbose) print_flops(&config, &in, grid);
   if (status == OSP_OK) {
-    double start = seconds_now();
-    status = osp_dit_forward(&dit, &in.latents, &in.timestep, &in.context, &velocity);
+    osp_dit_timing timing;
+    status = osp_dit_forward_timed(&dit, &in.latents, &in.timestep, &in.context, &velocity, &timing);
     osp_info("dit forward: %d layers, latents [%lld, %lld, %lld, %lld, %lld], %.3f s", config.num_layers,
              (long long)in.latents.shape[0], (long long)in.latents.shape[1], (long long)in.latents.shape[2],
-             (long long)in.latents.shape[3], (long long)in.latents.shape[4], seconds_now() - start);
+             (long long)in.latents.shape[3], (long long)in.latents.shape[4], timing.total_seconds);
+    if (status == OSP_OK && a->verbose) print_timing(&config, &in, grid, &timing);
   }
   if (status == OSP_OK) status = write_velocity(a->output, &velocity);
   free(velocity.data);
@@ -172,6 +225,10 @@ int cmd_dit(int argc, char **argv) {
       {"--inputs", NULL, "I.safetensors", "latents [B,16,F,H,W], timestep [B], context [B,L,text_dim]", &a.inputs, NULL},
       {"--random-inputs", NULL, "B,F,H,W,L", "random latents [B,16,F,H,W] and context [B,L,text_dim] instead "
                                              "of --inputs (benchmarks)", &a.random_inputs, NULL},
+      {"--schedule", NULL, "SPEC", "override the Skiparse schedule: full, dual_end[:F], uniform, every_k:K, "
+                                   "or one pattern per block: full,token,group,...", &a.schedule, NULL},
+      {"--sparse-ratio", NULL, "P", "override the Skiparse sparse ratio P (2 in OSP-Next)", &a.sparse_ratio, NULL},
+      {"--verbose", "-v", NULL, "print the schedule, the FLOPs of each block and where the time went", NULL, &a.verbose},
       {"--output", "-o", "O.safetensors", "where to write velocity [B,16,F,H,W] (float32)", &a.output, NULL},
       {0},
   };

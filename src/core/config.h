@@ -10,7 +10,24 @@
 
 #include "osp.h"
 
-typedef enum { OSP_SKIPARSE_FULL, OSP_SKIPARSE_DUAL_END, OSP_SKIPARSE_UNIFORM } osp_skiparse_type;
+/* How a block's self-attention sees the tokens (PAPER.md 5): all of them, or only its own
+ * Skiparse subsequence, token-wise (stride P) or group-wise (P×P blocks strided by P). */
+typedef enum { OSP_PATTERN_FULL, OSP_PATTERN_TOKEN, OSP_PATTERN_GROUP } osp_pattern;
+
+/* Named schedules. OSP-Next's skiparse_model_type values: full (Wan2.1), dual_end (full blocks
+ * {0..F/2−1} ∪ {L−F/2..L−1}, others token-wise if the index is even, group-wise if odd), uniform
+ * (F = 0: every block sparse, the same parity rule). OSP's own: every_k (block i is full when
+ * i mod k = 0; in each run of sparse blocks the first is token-wise, then they alternate) and list
+ * (one pattern per block, given explicitly). */
+typedef enum {
+  OSP_SKIPARSE_FULL,
+  OSP_SKIPARSE_DUAL_END,
+  OSP_SKIPARSE_UNIFORM,
+  OSP_SKIPARSE_EVERY_K,
+  OSP_SKIPARSE_LIST
+} osp_skiparse_type;
+
+enum { OSP_MAX_LAYERS = 1024 };
 
 typedef struct {
   int dim;        /* C = num_heads * head_dim */
@@ -31,6 +48,9 @@ typedef struct {
   osp_skiparse_type skiparse_model_type;
   int sparse_ratio;    /* P */
   int num_full_blocks; /* F; num_layers when skiparse_model_type is full */
+  int every_k;         /* k of every_k */
+  unsigned char schedule[OSP_MAX_LAYERS]; /* osp_pattern of each block, derived from the keys above
+                                             (or given, for list) whenever they change */
 } osp_model_config;
 
 /* Parses a config.json image. Keys of both styles are accepted; unknown keys are ignored;
@@ -46,6 +66,16 @@ extern const char *const osp_config_preset_names[]; /* NULL-terminated */
 
 /* Checks that the sizes are positive and consistent; called by parse and by the model. */
 osp_status osp_config_validate(const char *label, const osp_model_config *cfg);
+
+/* Overrides from the command line, re-deriving and re-checking the schedule.
+ * `spec`: "full", "dual_end" (with the config's num_full_blocks) or "dual_end:F", "uniform",
+ * "every_k:K", or a comma-separated list of patterns, one per block ("full,token,group,...").
+ * `label` names the source in messages ("--schedule"). */
+osp_status osp_config_set_schedule(const char *label, const char *spec, osp_model_config *cfg);
+osp_status osp_config_set_sparse_ratio(const char *label, int ratio, osp_model_config *cfg);
+
+/* One letter per block (F, T, G), e.g. "FFFFTGTGTG...FFFF", into buf. */
+const char *osp_config_schedule_string(const osp_model_config *cfg, char *buf, size_t size);
 
 /* Number of parameters of the DiT this config describes. */
 int64_t osp_config_param_count(const osp_model_config *cfg);

@@ -25,22 +25,33 @@ void osp_cpu_rmsnorm(const float *x, const float *weight, float eps, float *y, i
 void osp_cpu_gelu_tanh(const float *x, float *y, int64_t n);
 void osp_cpu_silu(const float *x, float *y, int64_t n);
 
-/* A [B, C] operand that may be a view into a larger table: row b starts at data + b·row_stride
- * and its C values are adjacent. */
+/* dst[i, :] = src[index[i], :] for rows of C values, or zeros where index[i] < 0; every index is
+ * below src's row count. dst must not overlap src. With AVX-512, dst is written around the cache
+ * (non-temporal stores): the kernel is meant for tensors larger than the cache. */
+void osp_cpu_gather_rows(const float *src, const int32_t *index, float *dst, int64_t rows,
+                         int64_t C);
+
+/* A [Bm, C] operand that may be a view into a larger table: row b starts at data + b·row_stride
+ * and its C values are adjacent. Batch row b of x [B, N, C] uses row b mod Bm (Bm divides B). */
 typedef struct {
   const float *data;
   int64_t row_stride;
+  int64_t rows; /* Bm */
 } osp_cpu_rows;
 
-/* x, y [B, N, C]: y = x · (1 + scale[b]) + shift[b]. y may be x. */
+/* x, y [B, N, C]: y = x · (1 + scale[b mod Bm]) + shift[b mod Bm]. y may be x. */
 void osp_cpu_modulate(const float *x, osp_cpu_rows shift, osp_cpu_rows scale, float *y, int64_t B,
                       int64_t N, int64_t C);
-/* x, y [B, N, C]: x += y · gate[b]; gate.data NULL means x += y. */
+/* x, y [B, N, C]: x += y · gate[b mod Bm]; gate.data NULL means x += y. */
 void osp_cpu_gated_add(float *x, const float *y, osp_cpu_rows gate, int64_t B, int64_t N,
                        int64_t C);
 
 /* Wan's 3D RoPE tables (see osp_rope_tables in ops.h): cos, sin [T·H·W, head_dim/2]. */
 void osp_cpu_rope_tables(int T, int H, int W, int head_dim, float *cos_table, float *sin_table);
+/* The same tables at listed coordinates: positions [tokens, 3] holds each token's (t, h, w); a row
+ * with t < 0 is padding, and its angles are 0 (cos 1, sin 0). */
+void osp_cpu_rope_tables_at(const int32_t *positions, int64_t tokens, int head_dim,
+                            float *cos_table, float *sin_table);
 /* Rotates the interleaved pairs of x [B, N, heads, D] in place by the angles of cos, sin
  * [Bt, N, D/2]; table_batch_stride is 0 when every batch row shares one table, N·D/2 when Bt = B. */
 void osp_cpu_rope_apply(float *x, const float *cos_table, const float *sin_table,

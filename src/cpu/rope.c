@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stdbool.h>
 
 #include "cpu/cpu.h"
 
@@ -8,17 +9,37 @@ static double rope_frequency(int j, int axis_dims) {
   return 1.0 / pow(10000.0, 2.0 * j / axis_dims);
 }
 
+/* Writes token n's (t, h, w) coordinate; `layout` says where the tokens sit. */
+typedef void (*token_position)(const void *layout, int64_t n, int64_t position[3]);
+
+/* Token n = (t·H + h)·W + w of the natural grid; layout is {T, H, W}. */
+static void grid_position(const void *layout, int64_t n, int64_t position[3]) {
+  const int64_t *grid = layout;
+  position[0] = n / (grid[1] * grid[2]);
+  position[1] = n / grid[2] % grid[1];
+  position[2] = n % grid[2];
+}
+
+/* Row n of a positions table [tokens, 3]. A padding row (t < 0) sits at the origin, where every
+ * angle is 0. */
+static void listed_position(const void *layout, int64_t n, int64_t position[3]) {
+  const int32_t *row = (const int32_t *)layout + 3 * n;
+  const bool padding = row[0] < 0;
+  for (int axis = 0; axis < 3; axis++) position[axis] = padding ? 0 : row[axis];
+}
+
 /* Pairs [0, dt/2) rotate with the frame index, the next dh/2 with the row, the last dw/2 with the
  * column: dh = dw = 2⌊D/6⌋, dt = D − dh − dw. Angles and their cos/sin in float64, stored as
  * float. */
-void osp_cpu_rope_tables(int T, int H, int W, int head_dim, float *cos_table, float *sin_table) {
+static void rope_tables(token_position position_of, const void *layout, int64_t tokens,
+                        int head_dim, float *cos_table, float *sin_table) {
   const int64_t pairs = head_dim / 2;
   const int spatial_dims = 2 * (head_dim / 6);
   const int axis_dims[3] = {head_dim - 2 * spatial_dims, spatial_dims, spatial_dims};
-  const int64_t tokens = (int64_t)T * H * W;
 #pragma omp parallel for schedule(static)
   for (int64_t n = 0; n < tokens; n++) {
-    const int64_t position[3] = {n / ((int64_t)H * W), n / W % H, n % W};
+    int64_t position[3];
+    position_of(layout, n, position);
     float *cos_row = cos_table + n * pairs;
     float *sin_row = sin_table + n * pairs;
     for (int axis = 0, pair = 0; axis < 3; axis++) {
@@ -29,6 +50,16 @@ void osp_cpu_rope_tables(int T, int H, int W, int head_dim, float *cos_table, fl
       }
     }
   }
+}
+
+void osp_cpu_rope_tables(int T, int H, int W, int head_dim, float *cos_table, float *sin_table) {
+  const int64_t grid[3] = {T, H, W};
+  rope_tables(grid_position, grid, (int64_t)T * H * W, head_dim, cos_table, sin_table);
+}
+
+void osp_cpu_rope_tables_at(const int32_t *positions, int64_t tokens, int head_dim,
+                            float *cos_table, float *sin_table) {
+  rope_tables(listed_position, positions, tokens, head_dim, cos_table, sin_table);
 }
 
 /* (x₀, x₁) ← (x₀·cos − x₁·sin, x₀·sin + x₁·cos) for every interleaved pair of every head. */

@@ -6,19 +6,25 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/clock.h"
 #include "core/status.h"
 #include "model/dit.h"
 #include "ops/ops.h"
+#include "sparse/plan.h"
 
-/* Every activation of one forward; allocated from one arena sized up front. */
+/* Every activation of one forward, allocated from one arena sized up front. Per-token buffers hold
+ * max_slots tokens (the largest layout of the schedule, padding included) and are viewed as
+ * [rows, tokens, ·] in the layout of the block that runs. */
 typedef struct {
-  int64_t batch, tokens, text_rows, grid[3];
+  int64_t batch, text_rows, grid[3];
+  osp_sparse_plan plan;
+  osp_layout layout;             /* of the tokens in x now */
   osp_tensor patches;            /* [B, N, in·pt·ph·pw] */
-  osp_tensor x;                  /* [B, N, C]: the residual stream */
-  osp_tensor normed;             /* [B, N, C] */
-  osp_tensor q, k, v, attended;  /* [B, N, C] each */
-  osp_tensor projected;          /* [B, N, C]: output of o / ffn_out before the residual add */
-  osp_tensor hidden;             /* [B, N, ffn_dim] */
+  osp_tensor x, x_spare;         /* the residual stream, and the target of a layout change */
+  osp_tensor normed;             /* [rows, tokens, C] */
+  osp_tensor q, k, v, attended;  /* [rows, tokens, C] each */
+  osp_tensor projected;          /* [rows, tokens, C]: output of o / ffn_out before the residual add */
+  osp_tensor hidden;             /* [rows, tokens, ffn_dim] */
   osp_tensor sinusoid;           /* [B, freq_dim] */
   osp_tensor e, e_hidden;        /* [B, C] */
   osp_tensor e0;                 /* [B, 6, C] */
@@ -26,29 +32,33 @@ typedef struct {
   osp_tensor head_mod;           /* [B, 2, C] */
   osp_tensor context, text_hidden; /* [B, L, C] */
   osp_tensor context_k, context_v; /* [B, L, C] */
-  osp_tensor rope_cos, rope_sin;   /* [N, head_dim / 2] */
+  osp_tensor rope_cos[OSP_PATTERN_COUNT], rope_sin[OSP_PATTERN_COUNT]; /* [rows, tokens, D/2] */
   osp_tensor out_tokens;           /* [B, N, out·pt·ph·pw] */
   osp_tensor attention_scratch;    /* u8 [osp_attention_scratch_bytes] */
+  osp_dit_timing *timing;          /* NULL: not timed */
 } activations;
 
 static osp_status allocate(osp_arena *a, const osp_dit *dit, activations *act) {
   const osp_model_config *c = &dit->config;
-  int64_t B = act->batch, N = act->tokens, L = act->text_rows, C = c->dim;
-  int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
+  OSP_TRY(osp_sparse_plan_make(c, act->batch, act->grid, a, &act->plan));
+  const int64_t B = act->batch, N = act->grid[0] * act->grid[1] * act->grid[2], L = act->text_rows, C = c->dim;
+  const int64_t S = act->plan.max_slots;
+  const int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
   struct {
     osp_tensor *t;
     int ndim;
     int64_t shape[3];
   } plan[] = {
       {&act->patches, 3, {B, N, c->in_channels * patch}},
-      {&act->x, 3, {B, N, C}},
-      {&act->normed, 3, {B, N, C}},
-      {&act->q, 3, {B, N, C}},
-      {&act->k, 3, {B, N, C}},
-      {&act->v, 3, {B, N, C}},
-      {&act->attended, 3, {B, N, C}},
-      {&act->projected, 3, {B, N, C}},
-      {&act->hidden, 3, {B, N, c->ffn_dim}},
+      {&act->x, 2, {S, C}},
+      {&act->x_spare, 2, {S, C}},
+      {&act->normed, 2, {S, C}},
+      {&act->q, 2, {S, C}},
+      {&act->k, 2, {S, C}},
+      {&act->v, 2, {S, C}},
+      {&act->attended, 2, {S, C}},
+      {&act->projected, 2, {S, C}},
+      {&act->hidden, 2, {S, c->ffn_dim}},
       {&act->sinusoid, 2, {B, c->freq_dim}},
       {&act->e, 2, {B, C}},
       {&act->e_hidden, 2, {B, C}},
@@ -59,14 +69,55 @@ static osp_status allocate(osp_arena *a, const osp_dit *dit, activations *act) {
       {&act->text_hidden, 3, {B, L, C}},
       {&act->context_k, 3, {B, L, C}},
       {&act->context_v, 3, {B, L, C}},
-      {&act->rope_cos, 2, {N, c->head_dim / 2}},
-      {&act->rope_sin, 2, {N, c->head_dim / 2}},
       {&act->out_tokens, 3, {B, N, c->out_channels * patch}},
   };
   for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
     OSP_TRY(osp_arena_tensor(a, OSP_F32, plan[i].ndim, plan[i].shape, plan[i].t));
+  for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
+    if (!act->plan.used[k]) continue;
+    const osp_layout *l = &act->plan.layout[k];
+    const int64_t shape[3] = {l->rows, l->tokens, c->head_dim / 2};
+    OSP_TRY(osp_arena_tensor(a, OSP_F32, 3, shape, &act->rope_cos[k]));
+    OSP_TRY(osp_arena_tensor(a, OSP_F32, 3, shape, &act->rope_sin[k]));
+  }
   const int64_t scratch = (int64_t)osp_attention_scratch_bytes(OSP_CPU);
   return osp_arena_tensor(a, OSP_U8, 1, &scratch, &act->attention_scratch);
+}
+
+/* The first rows·tokens tokens of a per-token buffer, as [rows, tokens, width]. */
+static osp_tensor in_layout(const osp_tensor *buffer, const osp_layout *l) {
+  const int64_t shape[3] = {l->rows, l->tokens, buffer->shape[buffer->ndim - 1]};
+  return osp_tensor_make(buffer->data, buffer->dtype, buffer->device, 3, shape);
+}
+
+/* RoPE tables of every layout the schedule visits, from each slot's natural (t, y, x). */
+static osp_status build_rope_tables(const osp_dit *dit, activations *act) {
+  for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
+    if (!act->plan.used[k]) continue;
+    osp_tensor cos, sin;
+    const int64_t flat[2] = {act->rope_cos[k].shape[0] * act->rope_cos[k].shape[1], act->rope_cos[k].shape[2]};
+    OSP_TRY(osp_tensor_reshape(&act->rope_cos[k], 2, flat, &cos));
+    OSP_TRY(osp_tensor_reshape(&act->rope_sin[k], 2, flat, &sin));
+    OSP_TRY(osp_rope_tables_at(&act->plan.positions[k], dit->config.head_dim, &cos, &sin));
+  }
+  return OSP_OK;
+}
+
+/* Moves the residual stream into another layout: one gather (pad on entry to the sparse span,
+ * switch, crop on exit), into the spare buffer, which then becomes x. */
+static osp_status change_layout(activations *act, osp_pattern to) {
+  const osp_pattern from = act->layout.pattern;
+  if (from == to) return OSP_OK;
+  const osp_layout *target = &act->plan.layout[to];
+  osp_tensor src = in_layout(&act->x, &act->layout), dst = in_layout(&act->x_spare, target);
+  const double start = osp_seconds();
+  OSP_TRY(osp_gather_rows(&src, &act->plan.gather[from][to], &dst));
+  if (act->timing) act->timing->layout_seconds += osp_seconds() - start;
+  const osp_tensor spent = act->x;
+  act->x = act->x_spare;
+  act->x_spare = spent;
+  act->layout = *target;
+  return OSP_OK;
 }
 
 /* Row k of a [B, R, C] table as a strided [B, C] view. */
@@ -81,7 +132,7 @@ static osp_tensor table_row(const osp_tensor *table, int k) {
   return row;
 }
 
-/* A [B, N, C] tensor seen as [B, N, heads, head_dim]. */
+/* A [rows, N, C] tensor seen as [rows, N, heads, head_dim]. */
 static osp_tensor split_heads(const osp_tensor *t, int heads) {
   int64_t shape[4] = {t->shape[0], t->shape[1], heads, t->shape[2] / heads};
   return osp_tensor_make(t->data, t->dtype, t->device, 4, shape);
@@ -117,61 +168,88 @@ static osp_status embed_text(const osp_dit *dit, const osp_tensor *text, activat
   return linear(&act->text_hidden, &dit->text_out, &act->context);
 }
 
-/* x += SelfAttn(LN(x)·(1 + scale) + shift) · gate, with RoPE on q and k. */
-static osp_status self_attention(const osp_dit *dit, const osp_dit_block *b, activations *act) {
+/* The per-token tensors of one block, viewed in the block's layout: [rows, tokens, ·]. Under
+ * Skiparse, rows = P²·B subsequence-major, so the [B, ·] modulation and the [B, L, C] context are
+ * shared by the P² rows of each sample without copies (row r belongs to sample r mod B). */
+typedef struct {
+  osp_tensor x, normed, q, k, v, attended, projected, hidden;
+  const osp_tensor *rope_cos, *rope_sin;
+  const osp_tensor *key_mask; /* NULL: every key is a real token */
+} block_tensors;
+
+static block_tensors block_views(activations *act) {
+  const osp_layout *l = &act->layout;
+  const osp_pattern k = l->pattern;
+  block_tensors t = {
+      .x = in_layout(&act->x, l), .normed = in_layout(&act->normed, l), .q = in_layout(&act->q, l),
+      .k = in_layout(&act->k, l), .v = in_layout(&act->v, l), .attended = in_layout(&act->attended, l),
+      .projected = in_layout(&act->projected, l), .hidden = in_layout(&act->hidden, l),
+      .rope_cos = &act->rope_cos[k], .rope_sin = &act->rope_sin[k],
+      .key_mask = act->plan.key_mask[k].data ? &act->plan.key_mask[k] : NULL,
+  };
+  return t;
+}
+
+/* x += SelfAttn(LN(x)·(1 + scale) + shift) · gate, with RoPE on q and k; under Skiparse the
+ * attention runs inside each subsequence (a row) with padded keys masked. */
+static osp_status self_attention(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t) {
   const osp_model_config *c = &dit->config;
   const osp_attention_params *a = &b->self_attn;
   osp_tensor shift = table_row(&act->mod, 0), scale = table_row(&act->mod, 1), gate = table_row(&act->mod, 2);
-  OSP_TRY(osp_layernorm(&act->x, NULL, NULL, c->eps, &act->normed));
-  OSP_TRY(osp_modulate(&act->normed, &shift, &scale, &act->normed));
-  OSP_TRY(project_normed(c, &act->normed, &a->proj[OSP_Q], &a->norm_q, &act->q));
-  OSP_TRY(project_normed(c, &act->normed, &a->proj[OSP_K], &a->norm_k, &act->k));
-  OSP_TRY(linear(&act->normed, &a->proj[OSP_V], &act->v));
-  osp_tensor q = split_heads(&act->q, c->num_heads), k = split_heads(&act->k, c->num_heads);
-  osp_tensor v = split_heads(&act->v, c->num_heads), o = split_heads(&act->attended, c->num_heads);
-  OSP_TRY(osp_rope_apply(&q, &act->rope_cos, &act->rope_sin));
-  OSP_TRY(osp_rope_apply(&k, &act->rope_cos, &act->rope_sin));
-  OSP_TRY(osp_attention(&q, &k, &v, NULL, 1.0f / sqrtf((float)c->head_dim), &act->attention_scratch, &o));
-  OSP_TRY(linear(&act->attended, &a->proj[OSP_O], &act->projected));
-  return osp_gated_add(&act->x, &act->projected, &gate);
+  OSP_TRY(osp_layernorm(&t->x, NULL, NULL, c->eps, &t->normed));
+  OSP_TRY(osp_modulate(&t->normed, &shift, &scale, &t->normed));
+  OSP_TRY(project_normed(c, &t->normed, &a->proj[OSP_Q], &a->norm_q, &t->q));
+  OSP_TRY(project_normed(c, &t->normed, &a->proj[OSP_K], &a->norm_k, &t->k));
+  OSP_TRY(linear(&t->normed, &a->proj[OSP_V], &t->v));
+  osp_tensor q = split_heads(&t->q, c->num_heads), k = split_heads(&t->k, c->num_heads);
+  osp_tensor v = split_heads(&t->v, c->num_heads), o = split_heads(&t->attended, c->num_heads);
+  OSP_TRY(osp_rope_apply(&q, t->rope_cos, t->rope_sin));
+  OSP_TRY(osp_rope_apply(&k, t->rope_cos, t->rope_sin));
+  OSP_TRY(osp_attention(&q, &k, &v, t->key_mask, 1.0f / sqrtf((float)c->head_dim), &act->attention_scratch, &o));
+  OSP_TRY(linear(&t->attended, &a->proj[OSP_O], &t->projected));
+  return osp_gated_add(&t->x, &t->projected, &gate);
 }
 
 /* x += CrossAttn(LN_affine(x), context): no modulation, no gate, no RoPE, no mask. */
-static osp_status cross_attention(const osp_dit *dit, const osp_dit_block *b, activations *act) {
+static osp_status cross_attention(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t) {
   const osp_model_config *c = &dit->config;
   const osp_attention_params *a = &b->cross_attn;
-  const osp_tensor *query_input = &act->x;
+  const osp_tensor *query_input = &t->x;
   if (c->cross_attn_norm) {
-    OSP_TRY(osp_layernorm(&act->x, &b->cross_norm_weight, &b->cross_norm_bias, c->eps, &act->normed));
-    query_input = &act->normed;
+    OSP_TRY(osp_layernorm(&t->x, &b->cross_norm_weight, &b->cross_norm_bias, c->eps, &t->normed));
+    query_input = &t->normed;
   }
-  OSP_TRY(project_normed(c, query_input, &a->proj[OSP_Q], &a->norm_q, &act->q));
+  OSP_TRY(project_normed(c, query_input, &a->proj[OSP_Q], &a->norm_q, &t->q));
   OSP_TRY(project_normed(c, &act->context, &a->proj[OSP_K], &a->norm_k, &act->context_k));
   OSP_TRY(linear(&act->context, &a->proj[OSP_V], &act->context_v));
-  osp_tensor q = split_heads(&act->q, c->num_heads), o = split_heads(&act->attended, c->num_heads);
+  osp_tensor q = split_heads(&t->q, c->num_heads), o = split_heads(&t->attended, c->num_heads);
   osp_tensor k = split_heads(&act->context_k, c->num_heads), v = split_heads(&act->context_v, c->num_heads);
   OSP_TRY(osp_attention(&q, &k, &v, NULL, 1.0f / sqrtf((float)c->head_dim), &act->attention_scratch, &o));
-  OSP_TRY(linear(&act->attended, &a->proj[OSP_O], &act->projected));
-  return osp_gated_add(&act->x, &act->projected, NULL);
+  OSP_TRY(linear(&t->attended, &a->proj[OSP_O], &t->projected));
+  return osp_gated_add(&t->x, &t->projected, NULL);
 }
 
 /* x += FFN(LN(x)·(1 + scale) + shift) · gate, FFN = Linear → GELU(tanh) → Linear. */
-static osp_status feed_forward(const osp_dit *dit, const osp_dit_block *b, activations *act) {
+static osp_status feed_forward(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t) {
   const osp_model_config *c = &dit->config;
   osp_tensor shift = table_row(&act->mod, 3), scale = table_row(&act->mod, 4), gate = table_row(&act->mod, 5);
-  OSP_TRY(osp_layernorm(&act->x, NULL, NULL, c->eps, &act->normed));
-  OSP_TRY(osp_modulate(&act->normed, &shift, &scale, &act->normed));
-  OSP_TRY(linear(&act->normed, &b->ffn_in, &act->hidden));
-  OSP_TRY(osp_gelu_tanh(&act->hidden, &act->hidden));
-  OSP_TRY(linear(&act->hidden, &b->ffn_out, &act->projected));
-  return osp_gated_add(&act->x, &act->projected, &gate);
+  OSP_TRY(osp_layernorm(&t->x, NULL, NULL, c->eps, &t->normed));
+  OSP_TRY(osp_modulate(&t->normed, &shift, &scale, &t->normed));
+  OSP_TRY(linear(&t->normed, &b->ffn_in, &t->hidden));
+  OSP_TRY(osp_gelu_tanh(&t->hidden, &t->hidden));
+  OSP_TRY(linear(&t->hidden, &b->ffn_out, &t->projected));
+  return osp_gated_add(&t->x, &t->projected, &gate);
 }
 
-static osp_status run_block(const osp_dit *dit, const osp_dit_block *b, activations *act) {
+/* One block in its scheduled layout: the tokens move only when the pattern changes. */
+static osp_status run_block(const osp_dit *dit, int index, activations *act) {
+  const osp_dit_block *b = &dit->blocks[index];
+  OSP_TRY(change_layout(act, (osp_pattern)dit->config.schedule[index]));
+  block_tensors t = block_views(act);
   OSP_TRY(osp_add(&b->modulation, &act->e0, &act->mod));
-  OSP_TRY(self_attention(dit, b, act));
-  OSP_TRY(cross_attention(dit, b, act));
-  return feed_forward(dit, b, act);
+  OSP_TRY(self_attention(dit, b, act, &t));
+  OSP_TRY(cross_attention(dit, b, act, &t));
+  return feed_forward(dit, b, act, &t);
 }
 
 /* Head: m = head_modulation + e (rows shift, scale); y = head(LN(x)·(1 + scale) + shift). */
@@ -180,21 +258,28 @@ static osp_status run_head(const osp_dit *dit, activations *act) {
   OSP_TRY(osp_tensor_reshape(&act->e, 3, (int64_t[]){act->batch, 1, dit->config.dim}, &e_row));
   OSP_TRY(osp_add(&dit->head_modulation, &e_row, &act->head_mod));
   osp_tensor shift = table_row(&act->head_mod, 0), scale = table_row(&act->head_mod, 1);
-  OSP_TRY(osp_layernorm(&act->x, NULL, NULL, dit->config.eps, &act->normed));
-  OSP_TRY(osp_modulate(&act->normed, &shift, &scale, &act->normed));
-  return linear(&act->normed, &dit->head, &act->out_tokens);
+  osp_tensor x = in_layout(&act->x, &act->layout), normed = in_layout(&act->normed, &act->layout);
+  OSP_TRY(osp_layernorm(&x, NULL, NULL, dit->config.eps, &normed));
+  OSP_TRY(osp_modulate(&normed, &shift, &scale, &normed));
+  return linear(&normed, &dit->head, &act->out_tokens);
 }
 
 static osp_status forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
                           const osp_tensor *text, activations *act, osp_tensor *velocity) {
   const osp_model_config *c = &dit->config;
+  act->layout = act->plan.layout[OSP_PATTERN_FULL];
+  osp_tensor x = in_layout(&act->x, &act->layout);
   OSP_TRY(osp_patchify(latents, c->patch_size, &act->patches));
-  OSP_TRY(linear(&act->patches, &dit->patch_embedding, &act->x));
+  OSP_TRY(linear(&act->patches, &dit->patch_embedding, &x));
   OSP_TRY(embed_time(dit, timestep, act));
   OSP_TRY(embed_text(dit, text, act));
-  OSP_TRY(osp_rope_tables((int)act->grid[0], (int)act->grid[1], (int)act->grid[2], c->head_dim,
-                          &act->rope_cos, &act->rope_sin));
-  for (int i = 0; i < c->num_layers; i++) OSP_TRY(run_block(dit, &dit->blocks[i], act));
+  OSP_TRY(build_rope_tables(dit, act));
+  for (int i = 0; i < c->num_layers; i++) {
+    const double start = osp_seconds();
+    OSP_TRY(run_block(dit, i, act));
+    if (act->timing) act->timing->block_seconds[i] = osp_seconds() - start;
+  }
+  OSP_TRY(change_layout(act, OSP_PATTERN_FULL));
   OSP_TRY(run_head(dit, act));
   return osp_unpatchify(&act->out_tokens, c->patch_size, velocity);
 }
@@ -221,19 +306,26 @@ osp_status osp_dit_check_inputs(const osp_dit *dit, const osp_tensor *latents,
 
 osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
                            const osp_tensor *context, osp_tensor *velocity) {
+  return osp_dit_forward_timed(dit, latents, timestep, context, velocity, NULL);
+}
+
+osp_status osp_dit_forward_timed(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
+                                 const osp_tensor *context, osp_tensor *velocity, osp_dit_timing *timing) {
+  const double start = osp_seconds();
+  if (timing) *timing = (osp_dit_timing){0};
   const osp_model_config *c = &dit->config;
   OSP_TRY(osp_dit_check_inputs(dit, latents, timestep, context));
   OSP_TRY(osp_check_shape("velocity", velocity, 5,
                           (int64_t[]){latents->shape[0], c->out_channels, latents->shape[2],
                                       latents->shape[3], latents->shape[4]}));
-  activations act = {.batch = latents->shape[0], .text_rows = context->shape[1]};
+  activations act = {.batch = latents->shape[0], .text_rows = context->shape[1], .timing = timing};
   for (int d = 0; d < 3; d++) act.grid[d] = latents->shape[2 + d] / c->patch_size[d];
-  act.tokens = act.grid[0] * act.grid[1] * act.grid[2];
   osp_arena measure = osp_arena_measuring("activations"), arena;
   OSP_TRY(allocate(&measure, dit, &act));
   OSP_TRY(osp_arena_init(&arena, "activations", measure.peak));
   osp_status status = allocate(&arena, dit, &act);
   if (status == OSP_OK) status = forward(dit, latents, timestep, context, &act, velocity);
   osp_arena_free(&arena);
+  if (timing) timing->total_seconds = osp_seconds() - start;
   return status;
 }

@@ -69,4 +69,26 @@ osp_status osp_dit_check_inputs(const osp_dit *dit, const osp_tensor *latents,
 osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
                            const osp_tensor *context, osp_tensor *velocity);
 
+
+/* Floating-point operations of one block's forward (multiply-add = 2), split into self-attention
+ * (q·kᵀ and P·v: 4·rows·tokens²·C, the part Skiparse divides by about P²; padded keys count, as they
+ * are computed) and the rest (the ten linear layers, cross-attention, norms excluded). */
+typedef struct {
+  double self_attention, rest;
+} osp_dit_flops;
+
+osp_dit_flops osp_dit_block_flops(const osp_model_config *config, int block, int64_t batch,
+                                  const int64_t grid[3], int64_t text_rows);
+
+/* Where a forward's time went, filled by osp_dit_forward_timed. */
+typedef struct {
+  double block_seconds[OSP_MAX_LAYERS];
+  double layout_seconds; /* gathers entering, switching and leaving the sparse span */
+  double total_seconds;
+} osp_dit_timing;
+
+/* osp_dit_forward that also records where the time went. */
+osp_status osp_dit_forward_timed(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
+                                 const osp_tensor *context, osp_tensor *velocity, osp_dit_timing *timing);
+
 #endif

@@ -231,19 +231,9 @@ static osp_status load_from_file(osp_dit *dit, parameter_list *list) {
   return status;
 }
 
-/* A config this model can run: valid, and (until Skiparse-2D lands) dense. */
-static osp_status check_runnable(const char *label, const osp_model_config *config) {
-  OSP_TRY(osp_config_validate(label, config));
-  if (config->skiparse_model_type != OSP_SKIPARSE_FULL)
-    return osp_fail(OSP_ERR_UNSUPPORTED,
-                    "%s: Skiparse-2D attention (skiparse_model_type other than \"full\") is not "
-                    "implemented yet; refusing to run it as dense attention", label);
-  return OSP_OK;
-}
-
 osp_status osp_dit_load(const osp_model_config *config, const char *path, osp_dit *dit) {
   *dit = (osp_dit){.config = *config};
-  OSP_TRY(check_runnable(path, config));
+  OSP_TRY(osp_config_validate(path, config));
   OSP_TRY(osp_st_open(path, &dit->file));
   parameter_list list = {0};
   osp_status status = list_parameters(dit, &list);
@@ -267,7 +257,7 @@ static void fill_random(const parameter *p, uint64_t seed, uint32_t stream) {
 
 osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, osp_dit *dit) {
   *dit = (osp_dit){.config = *config};
-  OSP_TRY(check_runnable("random weights", config));
+  OSP_TRY(osp_config_validate("random weights", config));
   parameter_list list = {0};
   osp_status status = list_parameters(dit, &list);
   size_t bytes = 0;

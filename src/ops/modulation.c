@@ -9,15 +9,21 @@ static osp_status check_tokens(ops_call *call, const char *name, const osp_tenso
   return ops_check_shape(call, name, x, 3, (const int64_t[]){-1, -1, -1});
 }
 
-/* A per-(batch, channel) operand [B, C] of x [B, N, C]: a row of a [B, k, C] table is fine. */
+/* A per-(batch, channel) operand [Bm, C] of x [B, N, C] with Bm dividing B: a row of a [Bm, k, C]
+ * table is fine. */
 static osp_status check_table_row(ops_call *call, const char *name, const osp_tensor *t,
                                   const osp_tensor *x) {
   OSP_TRY(ops_check_operand(call, name, t, OSP_F32, OPS_STRIDED_ROWS));
-  return ops_check_shape(call, name, t, 2, (const int64_t[]){x->shape[0], x->shape[2]});
+  OSP_TRY(ops_check_shape(call, name, t, 2, (const int64_t[]){-1, x->shape[2]}));
+  if (x->shape[0] % t->shape[0])
+    return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected a batch dividing x's batch %lld, found %lld",
+                    call->op, name, (long long)x->shape[0], (long long)t->shape[0]);
+  return OSP_OK;
 }
 
 static osp_cpu_rows cpu_rows(const osp_tensor *t) {
-  return (osp_cpu_rows){.data = t ? t->data : NULL, .row_stride = t ? t->stride[0] : 0};
+  if (!t) return (osp_cpu_rows){.data = NULL};
+  return (osp_cpu_rows){.data = t->data, .row_stride = t->stride[0], .rows = t->shape[0]};
 }
 
 osp_status osp_modulate(const osp_tensor *x, const osp_tensor *shift, const osp_tensor *scale,

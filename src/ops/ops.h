@@ -24,14 +24,24 @@ osp_status osp_gelu_tanh(const osp_tensor *x, osp_tensor *y);
 /* SiLU: y = x · sigmoid(x). y may be x. */
 osp_status osp_silu(const osp_tensor *x, osp_tensor *y);
 
-/* Adaptive modulation: y[b, n, c] = x[b, n, c] · (1 + scale[b, c]) + shift[b, c].
- * x, y [B, N, C]; shift and scale [B, C] may be strided views (a row of a [B, 6, C] table has
- * stride [6C, 1]). y may be x. */
+/* Row gather: dst[i, :] = src[index[i], :], or a row of zeros where index[i] < 0. src and dst
+ * are seen as rows of their last dimension C: a [B, N, C] tensor is B·N rows, row b·N + n.
+ * index i32 [Rd] with every value below src's row count Rs (checked before any write; the message
+ * names the first bad position and its value); dst has Rd rows of C, in any shape. dst must not
+ * overlap src or index. Every Skiparse permutation is one gather: padding on entering the sparse
+ * span, the switch between token-wise and group-wise, the crop on leaving it. */
+osp_status osp_gather_rows(const osp_tensor *src, const osp_tensor *index, osp_tensor *dst);
+
+/* Adaptive modulation: y[b, n, c] = x[b, n, c] · (1 + scale[b mod Bm, c]) + shift[b mod Bm, c].
+ * x, y [B, N, C]; shift and scale [Bm, C] with Bm dividing B, either may be a strided view (a row
+ * of a [Bm, 6, C] table has stride [6C, 1]). Bm = B gives each batch row its own; a Skiparse
+ * layout of S samples has B = P²·S rows, row s·S + b holding subsequence s of sample b, and
+ * Bm = S gives every subsequence its sample's row. y may be x. */
 osp_status osp_modulate(const osp_tensor *x, const osp_tensor *shift, const osp_tensor *scale,
                         osp_tensor *y);
 
-/* Gated residual: x[b, n, c] += y[b, n, c] · gate[b, c]; gate NULL means a plain add.
- * x, y [B, N, C]; gate [B, C] may be a strided view. */
+/* Gated residual: x[b, n, c] += y[b, n, c] · gate[b mod Bm, c]; gate NULL means a plain add.
+ * x, y [B, N, C]; gate [Bm, C] with Bm dividing B (as in osp_modulate), may be a strided view. */
 osp_status osp_gated_add(osp_tensor *x, const osp_tensor *y, const osp_tensor *gate);
 
 /* y = a + b with broadcasting: a, b and y have the same number of dimensions, and a dimension of
@@ -44,6 +54,13 @@ osp_status osp_add(const osp_tensor *a, const osp_tensor *b, osp_tensor *y);
  * with dt = D − 4⌊D/6⌋ and dh = dw = 2⌊D/6⌋ real dims per axis and ω_j = 10000^(−2j/d_axis)
  * for the axis of width d_axis. Angles are computed in float64. */
 osp_status osp_rope_tables(int T, int H, int W, int head_dim, osp_tensor *cos, osp_tensor *sin);
+
+/* The same tables for tokens in any order: positions i32 [M, 3] holds each token's (t, h, w) grid
+ * coordinate, and row m of cos, sin [M, D/2] gets exactly the angles osp_rope_tables gives that
+ * coordinate. A row with t < 0 is a padding token: angle 0 (cos 1, sin 0). In other rows h and w
+ * must be ≥ 0 too (checked before any write). */
+osp_status osp_rope_tables_at(const osp_tensor *positions, int head_dim, osp_tensor *cos,
+                              osp_tensor *sin);
 
 /* Rotates interleaved pairs of x [B, N, heads, D] in place:
  * (x₀, x₁) ← (x₀·cos − x₁·sin, x₀·sin + x₁·cos). cos, sin are [Bt, N, D/2] with Bt = 1 (all rows

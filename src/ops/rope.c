@@ -5,23 +5,59 @@
 #include "ops/check.h"
 #include "ops/ops.h"
 
+/* head_dim is positive and even; cos and sin are contiguous f32 [tokens, head_dim/2], apart. */
+static osp_status check_tables(ops_call *call, int64_t tokens, int head_dim, const osp_tensor *cos,
+                               const osp_tensor *sin) {
+  if (head_dim < 2 || head_dim % 2)
+    return osp_fail(OSP_ERR_ARGUMENT, "%s: head_dim: expected a positive even number, found %d",
+                    call->op, head_dim);
+  const int64_t table_shape[2] = {tokens, head_dim / 2};
+  OSP_TRY(ops_check_operand(call, "cos", cos, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_operand(call, "sin", sin, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape(call, "cos", cos, 2, table_shape));
+  OSP_TRY(ops_check_shape(call, "sin", sin, 2, table_shape));
+  return ops_check_disjoint(call, "sin", sin, "cos", cos);
+}
+
 osp_status osp_rope_tables(int T, int H, int W, int head_dim, osp_tensor *cos, osp_tensor *sin) {
   ops_call call = OPS_CALL("osp_rope_tables");
   if (T < 1 || H < 1 || W < 1)
     return osp_fail(OSP_ERR_ARGUMENT, "%s: grid: expected positive sizes, found %dx%dx%d", call.op,
                     T, H, W);
-  if (head_dim < 2 || head_dim % 2)
-    return osp_fail(OSP_ERR_ARGUMENT, "%s: head_dim: expected a positive even number, found %d",
-                    call.op, head_dim);
-  const int64_t table_shape[2] = {(int64_t)T * H * W, head_dim / 2};
-  OSP_TRY(ops_check_operand(&call, "cos", cos, OSP_F32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_operand(&call, "sin", sin, OSP_F32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_shape(&call, "cos", cos, 2, table_shape));
-  OSP_TRY(ops_check_shape(&call, "sin", sin, 2, table_shape));
-  OSP_TRY(ops_check_disjoint(&call, "sin", sin, "cos", cos));
+  OSP_TRY(check_tables(&call, (int64_t)T * H * W, head_dim, cos, sin));
 
   OSP_TRY(ops_check_backend(&call));
   osp_cpu_rope_tables(T, H, W, head_dim, cos->data, sin->data);
+  return OSP_OK;
+}
+
+/* A token row (t ≥ 0) has h, w ≥ 0; a padding row (t < 0) may hold anything. It reads the
+ * values, so it runs once the backend is known to be the CPU. */
+static osp_status check_position_values(const ops_call *call, const osp_tensor *positions) {
+  for (int64_t m = 0; m < positions->shape[0]; m++) {
+    const int32_t *p = (const int32_t *)positions->data + 3 * m;
+    if (p[0] >= 0 && (p[1] < 0 || p[2] < 0))
+      return osp_fail(OSP_ERR_ARGUMENT,
+                      "%s: positions: expected h, w >= 0 where t >= 0, found (%d, %d, %d) at row "
+                      "%lld",
+                      call->op, p[0], p[1], p[2], (long long)m);
+  }
+  return OSP_OK;
+}
+
+osp_status osp_rope_tables_at(const osp_tensor *positions, int head_dim, osp_tensor *cos,
+                              osp_tensor *sin) {
+  ops_call call = OPS_CALL("osp_rope_tables_at");
+  OSP_TRY(ops_check_operand(&call, "positions", positions, OSP_I32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape(&call, "positions", positions, 2, (const int64_t[]){-1, 3}));
+  const int64_t tokens = positions->shape[0];
+  OSP_TRY(check_tables(&call, tokens, head_dim, cos, sin));
+  OSP_TRY(ops_check_disjoint(&call, "cos", cos, "positions", positions));
+  OSP_TRY(ops_check_disjoint(&call, "sin", sin, "positions", positions));
+
+  OSP_TRY(ops_check_backend(&call));
+  OSP_TRY(check_position_values(&call, positions));
+  osp_cpu_rope_tables_at(positions->data, tokens, head_dim, cos->data, sin->data);
   return OSP_OK;
 }
 

@@ -4,11 +4,12 @@ Usage: /root/.cache/osp-venv/bin/python tests/ref/make_op_cases.py OUT_DIR
 
 Writes one safetensors file per case, OUT_DIR/<op>.<case>.safetensors, holding the op's inputs,
 its scalar parameters as small tensors (eps, scale, grid, patch, table rows) and the expected
-outputs, named ref*. Inputs are float32. Unless a case says otherwise, the reference is the torch
-op evaluated in float64 on those float32 inputs and rounded once to float32: the most accurate
-answer for the given inputs, so the C test measures OSP's own error, not torch's float32 rounding.
-RoPE, patch embedding and unpatchify come from diffusers' own modules (WanRotaryPosEmbed,
-WanAttnProcessor, WanTransformer3DModel), so a difference in layout shows up as a failure.
+outputs, named ref*. Inputs are float32, except gather indices and RoPE positions (int32). Unless a
+case says otherwise, the reference is the torch op evaluated in float64 on those float32 inputs and
+rounded once to float32: the most accurate answer for the given inputs, so the C test measures
+OSP's own error, not torch's float32 rounding. RoPE, patch embedding and unpatchify come from
+diffusers' own modules (WanRotaryPosEmbed, WanAttnProcessor, WanTransformer3DModel), so a
+difference in layout shows up as a failure.
 """
 
 import math
@@ -113,18 +114,82 @@ def activation_cases(write):
 
 
 def modulation_cases(write):
-    """shift, scale and gate are rows of one [B, 6, C] table: strided [B, C] views in the C test."""
-    batch, tokens, channels = 2, 17, 48
-    x, y = randn(batch, tokens, channels), randn(batch, tokens, channels)
-    table = randn(batch, 6, channels, std=0.5)
-    for case, (shift_row, scale_row) in {"msa_rows_0_1": (0, 1), "ffn_rows_3_4": (3, 4)}.items():
-        shift, scale = table[:, shift_row, None], table[:, scale_row, None]
-        ref = in_f64(lambda x_, shift_, scale_: x_ * (1 + scale_) + shift_, x, shift, scale)
-        write("modulate", case, x=x, table=table, rows=integers(shift_row, scale_row), ref=ref)
-    for case, gate_row in {"msa_row_2": 2, "ffn_row_5": 5}.items():
-        ref = in_f64(lambda x_, y_, t_: x_ + y_ * t_[:, gate_row, None], x, y, table)
-        write("gated_add", case, x=x, y=y, table=table, rows=integers(gate_row), ref=ref)
+    """shift, scale and gate are rows of one [Bm, 6, C] table: strided [Bm, C] views in the C test.
+    Batch row b of x uses table row b mod Bm: Bm = B, or Bm = 2 for B = 8 as in a Skiparse layout,
+    whose P² subsequences (rows s·B + b) share sample b's modulation."""
+    tokens, channels = 17, 48
+    shift_scale_rows = {"msa_rows_0_1": (0, 1), "ffn_rows_3_4": (3, 4)}
+    gate_rows = {"msa_row_2": 2, "ffn_row_5": 5}
+    for prefix, (batch, table_batch) in {"": (2, 2), "b8_bm2_": (8, 2)}.items():
+        x, y = randn(batch, tokens, channels), randn(batch, tokens, channels)
+        table = randn(table_batch, 6, channels, std=0.5)
+        row_of_batch = table[torch.arange(batch) % table_batch]  # [B, 6, C]
+        for case, (shift_row, scale_row) in shift_scale_rows.items():
+            shift, scale = row_of_batch[:, shift_row, None], row_of_batch[:, scale_row, None]
+            ref = in_f64(lambda x_, shift_, scale_: x_ * (1 + scale_) + shift_, x, shift, scale)
+            write("modulate", prefix + case, x=x, table=table, rows=integers(shift_row, scale_row),
+                  ref=ref)
+        for case, gate_row in gate_rows.items():
+            ref = in_f64(lambda x_, y_, t_: x_ + y_ * t_[:, gate_row, None], x, y, row_of_batch)
+            write("gated_add", prefix + case, x=x, y=y, table=table, rows=integers(gate_row),
+                  ref=ref)
+    x, y = randn(2, tokens, channels), randn(2, tokens, channels)
     write("gated_add", "no_gate", x=x, y=y, ref=in_f64(torch.add, x, y))
+
+
+def gather_rows_torch(src, index, dst_shape):
+    """dst[i] = src[index[i]] over src's rows (all but its last dimension flattened), or a zero row
+    where index[i] < 0: torch indexing of src's rows with a zero row appended."""
+    rows = src.reshape(-1, src.shape[-1])
+    with_zero_row = torch.cat([rows, rows.new_zeros(1, rows.shape[1])])
+    return with_zero_row[torch.where(index < 0, rows.shape[0], index)].reshape(dst_shape)
+
+
+def gather_rows_cases(write):
+    """Padding (−1) among random rows, the identity, a permutation into another shape, and more
+    rows out than in (repeats). A copy, so the C test wants it exact."""
+    with_padding = torch.randint(0, 74, (90,), generator=GENERATOR)
+    with_padding[torch.rand(90, generator=GENERATOR) < 0.2] = -1
+    for case, (src, index, dst_shape) in {
+        "random_with_padding": (randn(2, 37, 24), with_padding, (90, 24)),
+        "identity": (randn(50, 16), torch.arange(50), (50, 16)),
+        "permutation_3x20_to_4x15": (randn(3, 20, 1536), torch.randperm(60, generator=GENERATOR),
+                                     (4, 15, 1536)),
+        "repeats_10_to_45": (randn(10, 12), torch.randint(0, 10, (45,), generator=GENERATOR),
+                             (3, 15, 12)),
+    }.items():
+        write("gather_rows", case, src=src, index=index.int(),
+              ref=gather_rows_torch(src, index, dst_shape))
+
+
+def rope_tables_at_cases(write):
+    """Tables at listed (t, h, w) coordinates against diffusers' WanRotaryPosEmbed tables of a grid
+    covering them, gathered at each coordinate. Padding rows (t = −1; h, w either −1 or anything)
+    get cos 1, sin 0. The grid lets the C test also compare with osp_rope_tables' own rows."""
+    for head_dim, (frames, height, width), tokens in [
+        (12, (3, 6, 10), 50),
+        (40, (5, 9, 14), 200),
+        (128, (21, 30, 52), 500),
+    ]:
+        rope = WanRotaryPosEmbed(head_dim, (1, 1, 1), max_seq_len=1024)
+        freqs_cos, freqs_sin = rope(torch.empty(1, 1, frames, height, width))  # [1, T·H·W, 1, D]
+        grid_cos, grid_sin = freqs_cos[0, :, 0, 0::2], freqs_sin[0, :, 0, 0::2]
+        grid = (frames, height, width)
+        positions = torch.stack(
+            [torch.randint(0, size, (tokens,), generator=GENERATOR) for size in grid], dim=1)
+        token = (positions[:, 0] * height + positions[:, 1]) * width + positions[:, 2]
+        padding = torch.rand(tokens, generator=GENERATOR) < 0.2
+        positions[padding, 0] = -1
+        positions[padding & (torch.rand(tokens, generator=GENERATOR) < 0.5), 1:] = -1
+        write(
+            "rope_tables_at",
+            f"d{head_dim}_{tokens}_in_{frames}x{height}x{width}",
+            positions=positions.int(),
+            grid=integers(*grid),
+            head_dim=integers(head_dim),
+            ref_cos=torch.where(padding[:, None], 1.0, grid_cos[token]),
+            ref_sin=torch.where(padding[:, None], 0.0, grid_sin[token]),
+        )
 
 
 def rotate_like_wan_attention(x, freqs_cos, freqs_sin):
@@ -304,8 +369,8 @@ def main():
         sys.exit(f"usage: {sys.argv[0]} OUT_DIR")
     write = CaseWriter(sys.argv[1])
     for make in (linear_cases, layernorm_cases, rmsnorm_cases, activation_cases, modulation_cases,
-                 rope_cases, rope_apply_cases, attention_cases, patchify_cases, unpatchify_cases,
-                 timestep_cases):
+                 gather_rows_cases, rope_cases, rope_tables_at_cases, rope_apply_cases,
+                 attention_cases, patchify_cases, unpatchify_cases, timestep_cases):
         make(write)
     print(f"make_op_cases: wrote {write.count} cases to {sys.argv[1]}")
 

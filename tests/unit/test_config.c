@@ -1,5 +1,6 @@
 /* Tests of src/core/config.c: presets and their parameter counts (PAPER.md 1.1), the published
- * Wan2.1 config.json files in both spellings, OSP-Next's Skiparse keys, and every error. */
+ * Wan2.1 config.json files in both spellings, OSP-Next's Skiparse keys and OSP's schedules
+ * (PAPER.md 5.9), the command-line overrides, and every error. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,13 +76,18 @@ static const char ORIGINAL_14B[] =
   ", \"skiparse_model_type\": \"" type "\", \"sparse_ratio\": " #ratio \
   ", \"num_full_blocks\": " #full
 
+/* OSP's keys, appended after TINY_4 or TINY_8. */
+#define EVERY_K(k) ", \"skiparse_model_type\": \"every_k\", \"every_k\": " #k
+#define LIST_FTGF ", \"skiparse_schedule\": [\"full\", \"token\", \"group\", \"full\"]"
+
 static const char LABEL[] = "case.json";
 
 static osp_status parse(const char *text, osp_model_config *cfg) {
   return osp_config_parse(LABEL, text, strlen(text), cfg);
 }
 
-/* Every field of osp_model_config is 4 bytes wide, so the struct has no padding to differ in. */
+/* osp_model_config is 4-byte fields and then the schedule's bytes (a multiple of 4), so it has no
+ * padding to differ in; the parser zeroes the schedule past the last block. */
 static int same_config(const osp_model_config *a, const osp_model_config *b) {
   return memcmp(a, b, sizeof *a) == 0;
 }
@@ -194,19 +200,6 @@ static void test_mixed_spellings(void) {
 
 static void test_skiparse_keys(void) {
   osp_model_config cfg;
-  /* The schedules tests/checks draws: dual_end, L in {4, 8}, F in {0, 4} <= L/2, P in {2, 3}. */
-  const char *drawn[] = {
-      "{" TINY_4 SKIPARSE("dual_end", 2, 0) "}",
-      "{" TINY_4 SKIPARSE("dual_end", 3, 0) "}",
-      "{" TINY_8 SKIPARSE("dual_end", 2, 0) "}",
-      "{" TINY_8 SKIPARSE("dual_end", 3, 4) "}",
-  };
-  const int ratio[] = {2, 3, 2, 3}, full[] = {0, 0, 0, 4};
-  for (size_t i = 0; i < sizeof drawn / sizeof drawn[0]; i++) {
-    CHECK(parse(drawn[i], &cfg) == OSP_OK);
-    CHECK(has_schedule(&cfg, OSP_SKIPARSE_DUAL_END, ratio[i], full[i]));
-  }
-
   /* OSP-Next's own files nest the keys under model_config; both places may agree. */
   const char *nested = "{" TINY_8 ", \"model_config\": {\"x\": 1" SKIPARSE("dual_end", 2, 4) "}}";
   CHECK(parse(nested, &cfg) == OSP_OK);
@@ -332,6 +325,31 @@ static const error_case error_cases[] = {
      {"'num_full_blocks'", "multiple of 4", "found 6"}},
     {"{" TINY_8 SKIPARSE("uniform", 2, 4) "}", OSP_ERR_FORMAT,
      {"'num_full_blocks'", "\"uniform\"", "found 4"}},
+    {"{" TINY_8 SKIPARSE("dual_end", 1, 4) "}", OSP_ERR_FORMAT,
+     {"'sparse_ratio'", "sparse ratio < 2", "found 1"}},
+    /* OSP's schedules: every_k and an explicit list */
+    {"{" TINY_8 EVERY_K(3) "}", OSP_ERR_MISSING, {"'sparse_ratio'", "\"every_k\""}},
+    {"{" TINY_8 ", \"skiparse_model_type\": \"every_k\", \"sparse_ratio\": 2}", OSP_ERR_MISSING,
+     {"missing 'every_k'", "\"every_k\""}},
+    {"{" TINY_8 EVERY_K(0) ", \"sparse_ratio\": 2}", OSP_ERR_FORMAT, {"'every_k'", "found 0"}},
+    {"{" TINY_8 EVERY_K(2) ", \"sparse_ratio\": 1}", OSP_ERR_FORMAT, {"sparse ratio < 2"}},
+    {"{" TINY_8 SKIPARSE("dual_end", 2, 4) ", \"every_k\": 2}", OSP_ERR_FORMAT,
+     {"'every_k'", "needs skiparse_model_type \"every_k\"", "found \"dual_end\""}},
+    {"{" TINY_8 ", \"model_config\": {\"every_k\": 2}}", OSP_ERR_FORMAT,
+     {"'model_config.every_k'", "found \"full\""}},
+    {"{" TINY_4 ", \"skiparse_schedule\": [\"full\", \"token\", \"group\"]}", OSP_ERR_FORMAT,
+     {"'skiparse_schedule'", "an array of 4 patterns", "an array of 3"}},
+    {"{" TINY_4 ", \"skiparse_schedule\": \"FTGF\"}", OSP_ERR_FORMAT,
+     {"'skiparse_schedule'", "\"FTGF\""}},
+    {"{" TINY_4 ", \"skiparse_schedule\": [\"full\", \"token\", \"tokn\", \"full\"]}",
+     OSP_ERR_FORMAT, {"'skiparse_schedule[2]'", "\"tokn\"", "\"group\""}},
+    {"{" TINY_4 ", \"model_config\": {\"skiparse_schedule\": [0, 1, 2, 0]}}", OSP_ERR_FORMAT,
+     {"'model_config.skiparse_schedule[0]'", "found 0"}},
+    {"{" TINY_4 SKIPARSE("uniform", 2, 0) LIST_FTGF "}", OSP_ERR_FORMAT,
+     {"'skiparse_schedule'", "needs skiparse_model_type \"list\"", "found \"uniform\""}},
+    {"{" TINY_4 ", \"skiparse_model_type\": \"list\", \"sparse_ratio\": 2}", OSP_ERR_MISSING,
+     {"missing 'skiparse_schedule'", "\"list\""}},
+    {"{" TINY_4 LIST_FTGF "}", OSP_ERR_MISSING, {"missing 'sparse_ratio'", "\"list\""}},
 };
 /* clang-format on */
 
@@ -390,6 +408,28 @@ static void test_validate(void) {
   cfg = good;
   cfg.skiparse_model_type = (osp_skiparse_type)7;
   check_invalid(&cfg, OSP_ERR_FORMAT, "'skiparse_model_type'");
+
+  /* The schedule must be the one its type derives, and the fields must follow from it. */
+  cfg = good;
+  cfg.schedule[5] = OSP_PATTERN_TOKEN;
+  check_invalid(&cfg, OSP_ERR_FORMAT, "'schedule[5]'");
+  cfg = good;
+  cfg.schedule[3] = 9;
+  check_invalid(&cfg, OSP_ERR_FORMAT, "'schedule[3]'");
+  cfg = good;
+  cfg.skiparse_model_type = OSP_SKIPARSE_LIST; /* the same blocks, given */
+  CHECK(osp_config_validate("hand-made", &cfg) == OSP_OK);
+  cfg.num_full_blocks = 6;
+  check_invalid(&cfg, OSP_ERR_FORMAT, "'num_full_blocks'");
+  cfg = good;
+  cfg.sparse_ratio = 1;
+  check_invalid(&cfg, OSP_ERR_FORMAT, "sparse ratio < 2");
+  cfg = good;
+  cfg.skiparse_model_type = OSP_SKIPARSE_EVERY_K; /* with every_k 0 */
+  check_invalid(&cfg, OSP_ERR_FORMAT, "'every_k'");
+  cfg = preset("wan2.1-t2v-1.3b");
+  cfg.sparse_ratio = 2;
+  check_invalid(&cfg, OSP_ERR_FORMAT, "'sparse_ratio'");
 }
 
 static void test_load(void) {
@@ -408,6 +448,389 @@ static void test_load(void) {
   CHECK(osp_config_load("/tmp", &cfg) == OSP_ERR_IO); /* a directory opens but does not read */
 }
 
+/* ---- schedules (PAPER.md 5.9) ---- */
+
+/* The schedule as one letter per block (F, T, G). */
+typedef struct {
+  char text[OSP_MAX_LAYERS + 1];
+} schedule_text;
+
+static schedule_text letters(const osp_model_config *cfg) {
+  schedule_text s;
+  osp_config_schedule_string(cfg, s.text, sizeof s.text);
+  return s;
+}
+
+static int has_letters(const osp_model_config *cfg, const char *expected) {
+  schedule_text s = letters(cfg);
+  if (strcmp(s.text, expected) == 0) return 1;
+  fprintf(stderr, "schedule %s, expected %s\n", s.text, expected);
+  return 0;
+}
+
+#define TG_11 "TGTGTGTGTGTGTGTGTGTGTG"
+#define RELEASED_1_3B "FFFF" TG_11 "FFFF"
+#define RELEASED_14B \
+  "FFFF" TG_11       \
+  "TGTGTGTGTG"       \
+  "FFFF"
+
+/* PAPER.md 5.9's table of the released schedule (dual_end, sparse ratio 2, 8 full blocks): the
+ * full blocks as two inclusive ranges; token-wise and group-wise blocks as first, last (step 2)
+ * and count. */
+typedef struct {
+  const char *preset;
+  int blocks;
+  int full[2][2];
+  int token[3], group[3];
+} released_schedule;
+
+static const released_schedule released[] = {
+    {"osp-next-14b", 40, {{0, 3}, {36, 39}}, {4, 34, 16}, {5, 35, 16}},
+    {"osp-next-1.3b", 30, {{0, 3}, {26, 29}}, {4, 24, 11}, {5, 25, 11}},
+};
+
+static int in_range(int block, const int range[2]) {
+  return block >= range[0] && block <= range[1];
+}
+
+static int in_strided(int block, const int strided[3]) {
+  return block >= strided[0] && block <= strided[1] && (block - strided[0]) % 2 == 0;
+}
+
+/* The pattern the table gives block i; -1 when it gives none. */
+static int table_pattern(const released_schedule *t, int block) {
+  if (in_range(block, t->full[0]) || in_range(block, t->full[1])) return OSP_PATTERN_FULL;
+  if (in_strided(block, t->token)) return OSP_PATTERN_TOKEN;
+  if (in_strided(block, t->group)) return OSP_PATTERN_GROUP;
+  return -1;
+}
+
+static void check_released_schedule(const released_schedule *t) {
+  osp_model_config cfg = preset(t->preset);
+  CHECK(cfg.num_layers == t->blocks && has_schedule(&cfg, OSP_SKIPARSE_DUAL_END, 2, 8));
+  int counts[3] = {0, 0, 0}, agree = 1;
+  for (int i = 0; i < t->blocks; i++) {
+    agree = agree && cfg.schedule[i] == table_pattern(t, i);
+    if (cfg.schedule[i] < 3) counts[cfg.schedule[i]]++;
+  }
+  CHECK(agree);
+  CHECK(counts[OSP_PATTERN_FULL] == 8 && counts[OSP_PATTERN_TOKEN] == t->token[2] &&
+        counts[OSP_PATTERN_GROUP] == t->group[2]);
+}
+
+static void test_released_schedules(void) {
+  for (size_t i = 0; i < sizeof released / sizeof released[0]; i++)
+    check_released_schedule(&released[i]);
+  osp_model_config small = preset("osp-next-1.3b"), large = preset("osp-next-14b");
+  CHECK(has_letters(&small, RELEASED_1_3B) && has_letters(&large, RELEASED_14B));
+
+  /* OSP-Next's keys nested in the original 14B file give the preset, schedule included. */
+  char nested[sizeof ORIGINAL_14B + 128];
+  int body = (int)(strrchr(ORIGINAL_14B, '}') - ORIGINAL_14B);
+  snprintf(nested, sizeof nested,
+           "%.*s, \"model_config\": {\"x\": 0" SKIPARSE("dual_end", 2, 8) "}}", body, ORIGINAL_14B);
+  osp_model_config cfg;
+  CHECK(parse(nested, &cfg) == OSP_OK);
+  CHECK(same_config(&cfg, &large));
+
+  /* Wan2.1: every block full. */
+  osp_model_config wan = preset("wan2.1-t2v-1.3b");
+  CHECK(has_letters(&wan, "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"));
+  wan = preset("wan2.1-t2v-14b");
+  CHECK(strspn(letters(&wan).text, "F") == 40 && strlen(letters(&wan).text) == 40);
+}
+
+/* dit_check.py's dual_end: full blocks range(F//2) | range(L - F//2, L), others by parity. */
+static schedule_text checker_dual_end(int layers, int full) {
+  schedule_text s;
+  for (int i = 0; i < layers; i++) {
+    int at_an_end = i < full / 2 || i >= layers - full / 2;
+    s.text[i] = at_an_end ? 'F' : (i % 2 == 0 ? 'T' : 'G');
+  }
+  s.text[layers] = '\0';
+  return s;
+}
+
+/* Every config dit_check.py's random_case draws: L in {4, 8}, F in {0, 4} with F <= L/2, P in
+ * {2, 3}. */
+static void test_checker_schedules(void) {
+  static const int layers[] = {4, 8}, fulls[] = {0, 4}, ratios[] = {2, 3};
+  for (int l = 0; l < 2; l++)
+    for (int f = 0; f < 2 && fulls[f] <= layers[l] / 2; f++)
+      for (int p = 0; p < 2; p++) {
+        char text[256];
+        snprintf(text, sizeof text,
+                 "{" TINY
+                 ", \"num_layers\": %d, \"skiparse_model_type\": \"dual_end\", "
+                 "\"sparse_ratio\": %d, \"num_full_blocks\": %d}",
+                 layers[l], ratios[p], fulls[f]);
+        osp_model_config cfg;
+        CHECK(parse(text, &cfg) == OSP_OK);
+        CHECK(has_schedule(&cfg, OSP_SKIPARSE_DUAL_END, ratios[p], fulls[f]));
+        CHECK(has_letters(&cfg, checker_dual_end(layers[l], fulls[f]).text));
+      }
+  osp_model_config cfg;
+  CHECK(parse("{" TINY_4 SKIPARSE("dual_end", 3, 0) "}", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "TGTG"));
+  CHECK(parse("{" TINY_8 SKIPARSE("dual_end", 2, 4) "}", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "FFTGTGFF"));
+}
+
+static void test_uniform_and_every_k(void) {
+  osp_model_config cfg;
+  CHECK(parse("{" TINY_8 SKIPARSE("uniform", 2, 0) "}", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "TGTGTGTG") && has_schedule(&cfg, OSP_SKIPARSE_UNIFORM, 2, 0));
+
+  /* k = 1: every block full, so the ratio is 1 whatever the file says (as for "full"). */
+  CHECK(parse("{" TINY_8 EVERY_K(1) ", \"sparse_ratio\": 2}", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "FFFFFFFF") && has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 1, 8));
+  CHECK(cfg.every_k == 1);
+  CHECK(parse("{" TINY_8 EVERY_K(1) "}", &cfg) == OSP_OK); /* and needs none */
+  CHECK(has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 1, 8));
+
+  /* Each run of sparse blocks starts token-wise; num_full_blocks counts the full ones. */
+  CHECK(parse("{" TINY_8 EVERY_K(3) ", \"sparse_ratio\": 2}", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "FTGFTGFT") && has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 2, 3));
+  CHECK(parse("{" TINY_8 EVERY_K(4) ", \"sparse_ratio\": 3}", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "FTGTFTGT") && has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 3, 2));
+  /* k > L: only block 0 is full. */
+  CHECK(parse("{" TINY_8 EVERY_K(20) ", \"sparse_ratio\": 2}", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "FTGTGTGT") && has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 2, 1));
+  CHECK(cfg.every_k == 20);
+
+  const char *nested = "{" TINY_8
+                       ", \"model_config\": {\"skiparse_model_type\": \"every_k\", "
+                       "\"every_k\": 2, \"sparse_ratio\": 3}}";
+  CHECK(parse(nested, &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "FTFTFTFT") && has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 3, 4));
+
+  /* The other types keep every_k 0. */
+  CHECK(parse("{" TINY_8 SKIPARSE("dual_end", 2, 4) "}", &cfg) == OSP_OK);
+  CHECK(cfg.every_k == 0);
+}
+
+static void test_listed_schedules(void) {
+  osp_model_config cfg;
+  /* skiparse_schedule implies the type "list", which may also be named. */
+  CHECK(parse("{" TINY_4 LIST_FTGF ", \"sparse_ratio\": 3}", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "FTGF") && has_schedule(&cfg, OSP_SKIPARSE_LIST, 3, 2));
+  osp_model_config named;
+  CHECK(parse("{" TINY_4 LIST_FTGF ", \"sparse_ratio\": 3, \"skiparse_model_type\": \"list\"}",
+              &named) == OSP_OK);
+  CHECK(same_config(&cfg, &named));
+
+  const char *by_letter =
+      "{" TINY_4
+      ", \"model_config\": {\"skiparse_schedule\": [\"T\", \"T\", \"G\", \"full\"], "
+      "\"sparse_ratio\": 2}}";
+  CHECK(parse(by_letter, &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "TTGF") && has_schedule(&cfg, OSP_SKIPARSE_LIST, 2, 1));
+
+  /* A list of full blocks is dense: ratio 1. */
+  const char *dense =
+      "{" TINY
+      ", \"num_layers\": 2, \"skiparse_schedule\": [\"full\", \"F\"], \"sparse_ratio\": 4}";
+  CHECK(parse(dense, &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, "FF") && has_schedule(&cfg, OSP_SKIPARSE_LIST, 1, 2));
+}
+
+/* ---- the overrides ---- */
+
+static const char SCHEDULE[] = "--schedule";
+
+static osp_model_config overridden(const char *preset_name, const char *spec) {
+  osp_model_config cfg = preset(preset_name);
+  CHECK(osp_config_set_schedule(SCHEDULE, spec, &cfg) == OSP_OK);
+  return cfg;
+}
+
+static void test_set_named_schedules(void) {
+  /* Between Wan2.1 and OSP-Next: "dual_end" on a dense config takes F = 8 and P = 2. */
+  const char *pairs[][2] = {{"wan2.1-t2v-1.3b", "osp-next-1.3b"},
+                            {"wan2.1-t2v-14b", "osp-next-14b"}};
+  for (int i = 0; i < 2; i++) {
+    osp_model_config wan = preset(pairs[i][0]), next = preset(pairs[i][1]);
+    osp_model_config sparse = overridden(pairs[i][0], "dual_end"),
+                     dense = overridden(pairs[i][1], "full");
+    CHECK(same_config(&sparse, &next));
+    CHECK(same_config(&dense, &wan));
+  }
+
+  osp_model_config cfg = overridden("wan2.1-t2v-1.3b", "dual_end:4");
+  CHECK(has_letters(&cfg, "FF" TG_11 "TGTGFF") && has_schedule(&cfg, OSP_SKIPARSE_DUAL_END, 2, 4));
+  CHECK(osp_config_set_schedule(SCHEDULE, "dual_end", &cfg) == OSP_OK); /* keeps its F */
+  CHECK(has_schedule(&cfg, OSP_SKIPARSE_DUAL_END, 2, 4));
+  cfg = overridden("wan2.1-t2v-1.3b", "dual_end:0");
+  CHECK(has_letters(&cfg, TG_11 "TGTGTGTG") && has_schedule(&cfg, OSP_SKIPARSE_DUAL_END, 2, 0));
+
+  /* uniform keeps the ratio; "dual_end" after it takes the released F again. */
+  cfg = preset("osp-next-1.3b");
+  CHECK(osp_config_set_sparse_ratio("--sparse-ratio", 3, &cfg) == OSP_OK);
+  CHECK(osp_config_set_schedule(SCHEDULE, "uniform", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, TG_11 "TGTGTGTG") && has_schedule(&cfg, OSP_SKIPARSE_UNIFORM, 3, 0));
+  CHECK(osp_config_set_schedule(SCHEDULE, "dual_end", &cfg) == OSP_OK);
+  CHECK(has_letters(&cfg, RELEASED_1_3B) && has_schedule(&cfg, OSP_SKIPARSE_DUAL_END, 3, 8));
+
+  cfg = overridden("wan2.1-t2v-1.3b", "every_k:3");
+  CHECK(has_letters(&cfg, "FTGFTGFTGFTGFTGFTGFTGFTGFTGFTG"));
+  CHECK(has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 2, 10) && cfg.every_k == 3);
+  cfg = overridden("wan2.1-t2v-1.3b", "every_k:100");
+  CHECK(has_letters(&cfg, "F" TG_11 "TGTGTGT") && has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 2, 1));
+  /* every_k:1 is dense, and so takes ratio 1; leaving every_k clears k. */
+  cfg = overridden("osp-next-1.3b", "every_k:1");
+  CHECK(has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 1, 30) && cfg.every_k == 1);
+  CHECK(osp_config_set_schedule(SCHEDULE, "uniform", &cfg) == OSP_OK);
+  CHECK(has_schedule(&cfg, OSP_SKIPARSE_UNIFORM, 2, 0) && cfg.every_k == 0);
+
+  /* A small model has no room for the released F: "dual_end" alone asks for dual_end:F. */
+  osp_model_config tiny, before;
+  CHECK(parse("{" TINY_8 "}", &tiny) == OSP_OK);
+  before = tiny;
+  CHECK(osp_config_set_schedule(SCHEDULE, "dual_end", &tiny) == OSP_ERR_ARGUMENT);
+  CHECK(strstr(osp_last_error(), "dual_end:F") && strstr(osp_last_error(), "num_layers/2 = 4"));
+  CHECK(same_config(&tiny, &before));
+  CHECK(osp_config_set_schedule(SCHEDULE, "dual_end:4", &tiny) == OSP_OK);
+  CHECK(has_letters(&tiny, "FFTGTGFF") && has_schedule(&tiny, OSP_SKIPARSE_DUAL_END, 2, 4));
+}
+
+/* A list of pattern names from a schedule's letters: "full,token,...". */
+static void spell_out(const char *letter_list, char *out, size_t size) {
+  static const char *const names[] = {"full", "token", "group"};
+  out[0] = '\0';
+  for (size_t i = 0; letter_list[i]; i++) {
+    size_t used = strlen(out);
+    int pattern = (int)(strchr("FTG", letter_list[i]) - "FTG");
+    snprintf(out + used, size - used, "%s%s", i ? "," : "", names[pattern]);
+  }
+}
+
+static void test_set_listed_schedules(void) {
+  const osp_model_config next = preset("osp-next-1.3b");
+  char words[256], single_letters[64];
+  spell_out(RELEASED_1_3B, words, sizeof words);
+  for (size_t i = 0; i < strlen(RELEASED_1_3B); i++) {
+    single_letters[2 * i] = RELEASED_1_3B[i];
+    single_letters[2 * i + 1] = ',';
+  }
+  single_letters[2 * strlen(RELEASED_1_3B) - 1] = '\0';
+  /* The letters osp_config_schedule_string prints read back, as do words and comma letters. */
+  const char *forms[] = {RELEASED_1_3B, words, single_letters};
+  for (int i = 0; i < 3; i++) {
+    osp_model_config cfg = overridden("wan2.1-t2v-1.3b", forms[i]);
+    CHECK(has_schedule(&cfg, OSP_SKIPARSE_LIST, 2, 8));
+    CHECK(memcmp(cfg.schedule, next.schedule, sizeof cfg.schedule) == 0);
+  }
+  osp_model_config cfg = overridden("osp-next-1.3b", "FFFFFFFFFFFFFFFFFFFFFFFFFFFFFF");
+  CHECK(has_schedule(&cfg, OSP_SKIPARSE_LIST, 1, 30));
+  cfg = overridden("osp-next-1.3b", "GTTTTTTTTTTTTTTTTTTTTTTTTTTTTF");
+  CHECK(has_letters(&cfg, "GTTTTTTTTTTTTTTTTTTTTTTTTTTTTF") &&
+        has_schedule(&cfg, OSP_SKIPARSE_LIST, 2, 1));
+}
+
+typedef struct {
+  const char *preset, *spec;
+  const char *needles[3]; /* each must appear in the message, beside the label */
+} override_error;
+
+/* clang-format off */
+static const override_error schedule_errors[] = {
+    {"wan2.1-t2v-1.3b", "dual_edn", {"unknown schedule \"dual_edn\"", "every_k:K", "\"FTG...\""}},
+    {"wan2.1-t2v-1.3b", "", {"unknown schedule \"\""}},
+    {"wan2.1-t2v-1.3b", "list", {"unknown schedule \"list\""}},
+    {"wan2.1-t2v-1.3b", "token", {"unknown schedule \"token\""}},
+    {"osp-next-1.3b", "dual_end:40", {"'num_full_blocks'", "<= num_layers/2 = 15", "found 40"}},
+    {"osp-next-1.3b", "dual_end:3", {"'num_full_blocks'", "even", "found 3"}},
+    {"osp-next-1.3b", "dual_end:6", {"'num_full_blocks'", "multiple of 4", "found 6"}},
+    {"osp-next-1.3b", "dual_end:-4", {"\"dual_end:-4\"", "whole number", "found \"-4\""}},
+    {"osp-next-1.3b", "dual_end:8x", {"whole number", "\"8x\""}},
+    {"osp-next-1.3b", "dual_end:", {"whole number"}},
+    {"osp-next-1.3b", "dual_end:1234567890", {"whole number"}},
+    {"osp-next-1.3b", "every_k", {"every_k:K"}},
+    {"osp-next-1.3b", "every_k:0", {"'every_k'", "found 0"}},
+    {"osp-next-1.3b", "every_k:2000", {"'every_k'", "[1, 1024]", "found 2000"}},
+    {"osp-next-1.3b", "uniform:0", {"\"uniform\" takes no number"}},
+    {"osp-next-1.3b", "full:2", {"\"full\" takes no number"}},
+    {"osp-next-1.3b", "full,token,group", {"expected 30 patterns", "found 3"}},
+    {"osp-next-1.3b", "FFTG", {"expected 30 patterns", "found 4"}},
+    {"osp-next-1.3b", "full,full,full,full,token,tokn,token,group,token,group,token,group,token,"
+                      "group,token,group,token,group,token,group,token,group,token,group,token,"
+                      "group,full,full,full,full",
+     {"block 5", "unknown pattern \"tokn\"", "\"group\""}},
+    {"osp-next-14b", ",,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,,",
+     {"block 0", "unknown pattern \"\""}},
+};
+/* clang-format on */
+
+static int names_error(const char *label, const char *const needles[3]) {
+  const char *message = osp_last_error();
+  int ok = strncmp(message, label, strlen(label)) == 0 && !strchr(message, '\n');
+  for (int k = 0; k < 3; k++) ok = ok && (!needles[k] || strstr(message, needles[k]));
+  if (!ok) fprintf(stderr, "message: %s\n", message);
+  return ok;
+}
+
+static void test_set_schedule_errors(void) {
+  for (size_t i = 0; i < sizeof schedule_errors / sizeof schedule_errors[0]; i++) {
+    const override_error *e = &schedule_errors[i];
+    osp_model_config cfg = preset(e->preset), before = cfg;
+    CHECK(osp_config_set_schedule(SCHEDULE, e->spec, &cfg) == OSP_ERR_ARGUMENT);
+    CHECK(names_error(SCHEDULE, e->needles));
+    CHECK(same_config(&cfg, &before)); /* a failed override leaves *cfg alone */
+  }
+  /* OSP-Next's rule that L is even, for a sparse span between full ends. */
+  osp_model_config odd;
+  CHECK(parse("{" TINY ", \"num_layers\": 7}", &odd) == OSP_OK);
+  CHECK(osp_config_set_schedule(SCHEDULE, "uniform", &odd) == OSP_ERR_ARGUMENT);
+  CHECK(names_error(SCHEDULE, (const char *const[3]){"'num_layers'", "even", "found 7"}));
+  CHECK(osp_config_set_schedule(SCHEDULE, "every_k:2", &odd) == OSP_OK); /* OSP's own: any L */
+  CHECK(has_letters(&odd, "FTFTFTF"));
+
+  CHECK(osp_config_set_schedule(SCHEDULE, NULL, &odd) == OSP_ERR_ARGUMENT);
+  CHECK(osp_config_set_schedule(SCHEDULE, "full", NULL) == OSP_ERR_ARGUMENT);
+}
+
+static void check_ratio_error(const char *preset_name, int ratio, const char *const needles[3]) {
+  static const char label[] = "--sparse-ratio";
+  osp_model_config cfg = preset(preset_name), before = cfg;
+  CHECK(osp_config_set_sparse_ratio(label, ratio, &cfg) == OSP_ERR_ARGUMENT);
+  CHECK(names_error(label, needles));
+  CHECK(same_config(&cfg, &before));
+}
+
+static void test_set_sparse_ratio(void) {
+  osp_model_config cfg = preset("osp-next-14b"), expected = cfg;
+  CHECK(osp_config_set_sparse_ratio("--sparse-ratio", 16, &cfg) == OSP_OK);
+  expected.sparse_ratio = 16;
+  CHECK(same_config(&cfg, &expected));
+  check_ratio_error("osp-next-14b", 1,
+                    (const char *const[3]){"'sparse_ratio'", "sparse ratio < 2", "found 1"});
+  check_ratio_error("osp-next-14b", 0, (const char *const[3]){"sparse ratio < 2", "found 0"});
+  check_ratio_error("osp-next-14b", 17, (const char *const[3]){"[2, 16]", "found 17"});
+
+  /* A schedule without sparse blocks keeps ratio 1: set a sparse schedule first. */
+  cfg = preset("wan2.1-t2v-14b");
+  CHECK(osp_config_set_sparse_ratio("--sparse-ratio", 1, &cfg) == OSP_OK);
+  check_ratio_error("wan2.1-t2v-14b", 2,
+                    (const char *const[3]){"'sparse_ratio'", "without sparse blocks", "found 2"});
+  CHECK(osp_config_set_schedule(SCHEDULE, "every_k:2", &cfg) == OSP_OK);
+  CHECK(osp_config_set_sparse_ratio("--sparse-ratio", 3, &cfg) == OSP_OK);
+  CHECK(has_schedule(&cfg, OSP_SKIPARSE_EVERY_K, 3, 20));
+  CHECK(osp_config_set_sparse_ratio("--sparse-ratio", 3, NULL) == OSP_ERR_ARGUMENT);
+}
+
+static void test_schedule_string(void) {
+  osp_model_config cfg = preset("osp-next-1.3b");
+  char buffer[8] = "xxxxxxx";
+  CHECK(osp_config_schedule_string(&cfg, buffer, 6) == buffer && strcmp(buffer, "FFFFT") == 0);
+  CHECK(osp_config_schedule_string(&cfg, buffer, 1) == buffer && buffer[0] == '\0');
+  buffer[0] = 'x';
+  CHECK(osp_config_schedule_string(&cfg, buffer, 0) == buffer && buffer[0] == 'x');
+  CHECK(osp_config_schedule_string(&cfg, NULL, 8) == NULL);
+  cfg.schedule[2] = 7; /* not a pattern */
+  CHECK(strcmp(osp_config_schedule_string(&cfg, buffer, sizeof buffer), "FF?FTGT") == 0);
+}
+
 int main(void) {
   test_presets();
   test_published_files();
@@ -417,5 +840,14 @@ int main(void) {
   test_errors();
   test_validate();
   test_load();
+  test_released_schedules();
+  test_checker_schedules();
+  test_uniform_and_every_k();
+  test_listed_schedules();
+  test_set_named_schedules();
+  test_set_listed_schedules();
+  test_set_schedule_errors();
+  test_set_sparse_ratio();
+  test_schedule_string();
   return test_summary("test_config");
 }

@@ -1,6 +1,8 @@
 /* The ops reject bad operands with a status and a one-line message naming the op and the operand:
  * wrong shape, wrong dtype, a CUDA or mixed device, a non-contiguous tensor, overlapping memory,
- * bad parameters. The accepted cases next to them (in place, strided table rows) must pass. */
+ * bad parameters, bad index or position values. The accepted cases next to them (in place, strided
+ * table rows, broadcast modulation rows) must pass. */
+#include <stdbool.h>
 #include <string.h>
 
 #include "core/status.h"
@@ -10,6 +12,7 @@
 /* Plenty for every small tensor below; the ops never read it when they reject a call. */
 static float buffer_a[4096], buffer_b[4096], buffer_c[4096], buffer_d[4096];
 static uint8_t mask_buffer[64];
+static int32_t index_buffer[64];
 static osp_tensor scratch; /* for osp_attention, allocated in main */
 
 /* A contiguous f32 CPU tensor over `data` with the dims listed: f32_tensor(buffer_a, 2, 8). */
@@ -46,6 +49,27 @@ static osp_tensor on_device(osp_tensor t, osp_device device) {
 static osp_tensor with_dtype(osp_tensor t, osp_dtype dtype) {
   t.dtype = dtype;
   return t;
+}
+
+/* An i32 CPU tensor over index_buffer holding `values`, with the dims listed. */
+static osp_tensor i32_tensor(const int32_t *values, int ndim, const int64_t *shape) {
+  osp_tensor t = osp_tensor_make(index_buffer, OSP_I32, OSP_CPU, ndim, shape);
+  memcpy(index_buffer, values, (size_t)osp_tensor_numel(&t) * sizeof(int32_t));
+  return t;
+}
+
+/* A marker in every value of an output, to see that an op which rejects its operands after
+ * reading their values (an index, positions) has written nothing. */
+static const float UNWRITTEN = 12345.0f;
+
+static void mark_unwritten(float *data, int64_t n) {
+  for (int64_t i = 0; i < n; i++) data[i] = UNWRITTEN;
+}
+
+static bool still_unwritten(const float *data, int64_t n) {
+  for (int64_t i = 0; i < n; i++)
+    if (data[i] != UNWRITTEN) return false;
+  return true;
 }
 
 static void test_linear(void) {
@@ -134,10 +158,71 @@ static void test_modulation(void) {
               "strides [48, 2]");
   osp_tensor table_3d = table;
   EXPECT_FAIL(osp_gated_add(&x, &y, &table_3d), OSP_ERR_SHAPE,
-              "osp_gated_add: gate: expected shape [2, 8], found [2, 6, 8]");
+              "osp_gated_add: gate: expected shape [*, 8], found [2, 6, 8]");
   osp_tensor flat_x = f32_tensor(buffer_a, B * N, C);
   EXPECT_FAIL(osp_modulate(&flat_x, &shift, &scale, &y), OSP_ERR_SHAPE,
               "osp_modulate: x: expected shape [*, *, *], found [6, 8]");
+}
+
+/* shift, scale and gate [Bm, C] serve x [B, N, C] when Bm divides B (row b uses row b mod Bm). */
+static void test_modulation_batch_broadcast(void) {
+  enum { B = 4, N = 3, C = 8 };
+  osp_tensor x = f32_tensor(buffer_a, B, N, C), y = f32_tensor(buffer_b, B, N, C);
+  osp_tensor one_row = f32_tensor(buffer_c, 1, C), two_rows = f32_tensor(buffer_c, 2, C);
+  osp_tensor three_rows = f32_tensor(buffer_d, 3, C);
+  EXPECT_OK(osp_modulate(&x, &one_row, &two_rows, &y));
+  EXPECT_OK(osp_gated_add(&x, &y, &two_rows));
+
+  EXPECT_FAIL(osp_modulate(&x, &three_rows, &two_rows, &y), OSP_ERR_SHAPE,
+              "osp_modulate: shift: expected a batch dividing x's batch 4, found 3");
+  EXPECT_FAIL(osp_modulate(&x, &two_rows, &three_rows, &y), OSP_ERR_SHAPE,
+              "osp_modulate: scale: expected a batch dividing x's batch 4, found 3");
+  EXPECT_FAIL(osp_gated_add(&x, &y, &three_rows), OSP_ERR_SHAPE,
+              "osp_gated_add: gate: expected a batch dividing x's batch 4, found 3");
+}
+
+/* src [2, 3, 4] is 6 rows of 4; dst takes one row per index entry. */
+static void test_gather(void) {
+  osp_tensor src = f32_tensor(buffer_a, 2, 3, 4), dst = f32_tensor(buffer_b, 5, 4);
+  osp_tensor index = i32_tensor((const int32_t[]){5, -1, 0, 3, 2}, 1, (const int64_t[]){5});
+  EXPECT_OK(osp_gather_rows(&src, &index, &dst));
+  osp_tensor dst_3d = f32_tensor(buffer_b, 1, 5, 4);
+  EXPECT_OK(osp_gather_rows(&src, &index, &dst_3d));
+
+  index_buffer[3] = 6;
+  mark_unwritten(buffer_b, 20);
+  EXPECT_FAIL(osp_gather_rows(&src, &index, &dst), OSP_ERR_ARGUMENT,
+              "osp_gather_rows: index: expected values below 6 (the rows of src), found 6 at "
+              "position 3");
+  CHECK(still_unwritten(buffer_b, 20));
+  osp_tensor cuda_src = on_device(src, OSP_CUDA), cuda_index = on_device(index, OSP_CUDA);
+  osp_tensor cuda_dst = on_device(dst, OSP_CUDA);
+  EXPECT_FAIL(osp_gather_rows(&cuda_src, &cuda_index, &cuda_dst), OSP_ERR_UNSUPPORTED,
+              "osp_gather_rows: this build has no CUDA backend");
+  index_buffer[3] = 3;
+
+  osp_tensor float_index = with_dtype(index, OSP_F32);
+  EXPECT_FAIL(osp_gather_rows(&src, &float_index, &dst), OSP_ERR_SHAPE,
+              "osp_gather_rows: index: expected dtype i32, found f32");
+  osp_tensor bf16_src = with_dtype(src, OSP_BF16);
+  EXPECT_FAIL(osp_gather_rows(&bf16_src, &index, &dst), OSP_ERR_SHAPE,
+              "osp_gather_rows: src: expected dtype f32, found bf16");
+  osp_tensor column_index = index;
+  column_index.ndim = 2;
+  column_index.shape[1] = column_index.stride[1] = 1;
+  EXPECT_FAIL(osp_gather_rows(&src, &column_index, &dst), OSP_ERR_SHAPE,
+              "osp_gather_rows: index: expected shape [*], found [5, 1]");
+  osp_tensor narrow_dst = f32_tensor(buffer_b, 5, 3);
+  EXPECT_FAIL(osp_gather_rows(&src, &index, &narrow_dst), OSP_ERR_SHAPE,
+              "osp_gather_rows: dst: expected 5 rows of 4 values (one per index entry, as wide as "
+              "src's), found shape [5, 3]");
+  osp_tensor six_rows = f32_tensor(buffer_b, 2, 3, 4);
+  EXPECT_FAIL(osp_gather_rows(&src, &index, &six_rows), OSP_ERR_SHAPE,
+              "osp_gather_rows: dst: expected 5 rows of 4 values (one per index entry, as wide as "
+              "src's), found shape [2, 3, 4]");
+  osp_tensor dst_over_src = f32_tensor(buffer_a + 20, 5, 4);
+  EXPECT_FAIL(osp_gather_rows(&src, &index, &dst_over_src), OSP_ERR_ARGUMENT,
+              "osp_gather_rows: dst: expected memory apart from src, found them overlapping");
 }
 
 static void test_rope(void) {
@@ -159,6 +244,38 @@ static void test_rope(void) {
   osp_tensor odd_x = f32_tensor(buffer_c, 2, 24, 1, 11);
   EXPECT_FAIL(osp_rope_apply(&odd_x, &cos, &sin), OSP_ERR_SHAPE,
               "osp_rope_apply: x: expected an even head width, found 11");
+}
+
+/* positions [4, 3]: two tokens, then two padding rows (t < 0; h, w are then free). */
+static void test_rope_tables_at(void) {
+  osp_tensor positions = i32_tensor((const int32_t[]){0, 0, 0, 1, 2, 3, -1, -1, -1, -1, 5, 7}, 2,
+                                    (const int64_t[]){4, 3});
+  osp_tensor cos = f32_tensor(buffer_a, 4, 6), sin = f32_tensor(buffer_b, 4, 6);
+  EXPECT_OK(osp_rope_tables_at(&positions, 12, &cos, &sin));
+
+  index_buffer[4] = -2; /* row 1: (1, −2, 3) */
+  mark_unwritten(buffer_a, 24);
+  EXPECT_FAIL(osp_rope_tables_at(&positions, 12, &cos, &sin), OSP_ERR_ARGUMENT,
+              "osp_rope_tables_at: positions: expected h, w >= 0 where t >= 0, found (1, -2, 3) at "
+              "row 1");
+  CHECK(still_unwritten(buffer_a, 24));
+  index_buffer[4] = 2;
+
+  osp_tensor float_positions = with_dtype(positions, OSP_F32);
+  EXPECT_FAIL(osp_rope_tables_at(&float_positions, 12, &cos, &sin), OSP_ERR_SHAPE,
+              "osp_rope_tables_at: positions: expected dtype i32, found f32");
+  osp_tensor two_columns = positions;
+  two_columns.shape[1] = two_columns.stride[0] = 2;
+  EXPECT_FAIL(osp_rope_tables_at(&two_columns, 12, &cos, &sin), OSP_ERR_SHAPE,
+              "osp_rope_tables_at: positions: expected shape [*, 3], found [4, 2]");
+  EXPECT_FAIL(osp_rope_tables_at(&positions, 7, &cos, &sin), OSP_ERR_ARGUMENT,
+              "osp_rope_tables_at: head_dim: expected a positive even number, found 7");
+  osp_tensor long_cos = f32_tensor(buffer_a, 5, 6);
+  EXPECT_FAIL(osp_rope_tables_at(&positions, 12, &long_cos, &sin), OSP_ERR_SHAPE,
+              "osp_rope_tables_at: cos: expected shape [4, 6], found [5, 6]");
+  osp_tensor cuda_sin = on_device(sin, OSP_CUDA);
+  EXPECT_FAIL(osp_rope_tables_at(&positions, 12, &cos, &cuda_sin), OSP_ERR_ARGUMENT,
+              "osp_rope_tables_at: sin: expected a cpu tensor like positions, found cuda");
 }
 
 static void test_attention(void) {
@@ -232,7 +349,10 @@ int main(void) {
   test_norms();
   test_activations();
   test_modulation();
+  test_modulation_batch_broadcast();
+  test_gather();
   test_rope();
+  test_rope_tables_at();
   test_attention();
   test_video();
   return test_summary("test_ops_errors");

@@ -66,16 +66,20 @@ static osp_status load_f32(test_case *c, const char *name, osp_tensor *out) {
   return OSP_OK;
 }
 
-static osp_status load_u8(test_case *c, const char *name, osp_tensor *out) {
+/* Tensor `name` of the case copied as it is stored, which must be `stored` (a mask, an index
+ * table), as a contiguous CPU tensor of `dtype`. */
+static osp_status load_as_stored(test_case *c, const char *name, osp_st_dtype stored,
+                                 osp_dtype dtype, osp_tensor *out) {
   const osp_st_entry *entry;
   OSP_TRY(find_tensor(c, name, &entry));
-  if (entry->dtype != OSP_ST_U8)
-    return osp_fail(OSP_ERR_FORMAT, "%s: tensor '%s' is %s, expected U8", c->file.path, name,
-                    osp_st_dtype_name(entry->dtype));
+  if (entry->dtype != stored)
+    return osp_fail(OSP_ERR_FORMAT, "%s: tensor '%s' is %s, expected %s", c->file.path, name,
+                    osp_st_dtype_name(entry->dtype), osp_st_dtype_name(stored));
+  const size_t bytes = (size_t)osp_st_numel(entry) * osp_st_dtype_size(stored);
   void *data;
-  OSP_TRY(case_alloc(c, (size_t)osp_st_numel(entry), &data));
-  memcpy(data, entry->data, (size_t)osp_st_numel(entry));
-  *out = osp_tensor_make(data, OSP_U8, OSP_CPU, entry->ndim, entry->shape);
+  OSP_TRY(case_alloc(c, bytes, &data));
+  memcpy(data, entry->data, bytes);
+  *out = osp_tensor_make(data, dtype, OSP_CPU, entry->ndim, entry->shape);
   return OSP_OK;
 }
 
@@ -227,6 +231,16 @@ static osp_status run_gated_add(test_case *c) {
   return compare(c, "ref", &x);
 }
 
+static osp_status run_gather_rows(test_case *c) {
+  osp_tensor src, index, ref, dst;
+  OSP_TRY(load_f32(c, "src", &src));
+  OSP_TRY(load_as_stored(c, "index", OSP_ST_I32, OSP_I32, &index));
+  OSP_TRY(load_f32(c, "ref", &ref));
+  OSP_TRY(new_output(c, ref.ndim, ref.shape, &dst));
+  OSP_TRY(osp_gather_rows(&src, &index, &dst));
+  return compare(c, "ref", &dst);
+}
+
 /* Builds the tables from the grid (compared with diffusers' WanRotaryPosEmbed), then rotates x
  * with them in their [N, D/2] form (compared with WanAttnProcessor). */
 static osp_status run_rope(test_case *c) {
@@ -245,6 +259,54 @@ static osp_status run_rope(test_case *c) {
   return compare(c, "ref", &x);
 }
 
+/* Row m of tables at listed positions, bit for bit: osp_rope_tables' row of the same (t, h, w) on
+ * the grid, or exactly cos 1, sin 0 where row m is padding (t < 0). */
+static osp_status check_rows_as_grid_tables(test_case *c, const osp_tensor *positions,
+                                            const int grid[3], const osp_tensor *cos,
+                                            const osp_tensor *sin) {
+  const int64_t pairs = cos->shape[1];
+  const int64_t grid_shape[2] = {(int64_t)grid[0] * grid[1] * grid[2], pairs};
+  osp_tensor grid_cos, grid_sin;
+  OSP_TRY(new_output(c, 2, grid_shape, &grid_cos));
+  OSP_TRY(new_output(c, 2, grid_shape, &grid_sin));
+  OSP_TRY(osp_rope_tables(grid[0], grid[1], grid[2], (int)(2 * pairs), &grid_cos, &grid_sin));
+  for (int64_t m = 0; m < positions->shape[0]; m++) {
+    const int32_t *p = (const int32_t *)positions->data + 3 * m;
+    const bool padding = p[0] < 0;
+    const int64_t token = ((int64_t)p[0] * grid[1] + p[1]) * grid[2] + p[2];
+    for (int64_t i = 0; i < pairs; i++) {
+      const float want_cos = padding ? 1.0f : ((const float *)grid_cos.data)[token * pairs + i];
+      const float want_sin = padding ? 0.0f : ((const float *)grid_sin.data)[token * pairs + i];
+      const float got_cos = ((const float *)cos->data)[m * pairs + i];
+      const float got_sin = ((const float *)sin->data)[m * pairs + i];
+      if (got_cos != want_cos || got_sin != want_sin)
+        return osp_fail(OSP_ERR_NUMERIC,
+                        "%s: row %lld at (%d, %d, %d), pair %lld: cos %.9g, sin %.9g, expected "
+                        "exactly %.9g, %.9g",
+                        c->file.path, (long long)m, p[0], p[1], p[2], (long long)i,
+                        (double)got_cos, (double)got_sin, (double)want_cos, (double)want_sin);
+    }
+  }
+  return OSP_OK;
+}
+
+/* Tables at listed coordinates, compared with diffusers' WanRotaryPosEmbed tables gathered at them
+ * and, exactly, with osp_rope_tables' rows of the same coordinates. */
+static osp_status run_rope_tables_at(test_case *c) {
+  osp_tensor positions, cos, sin;
+  int grid[3] = {0, 0, 0}, head_dim = 0;
+  OSP_TRY(load_as_stored(c, "positions", OSP_ST_I32, OSP_I32, &positions));
+  OSP_TRY(load_ints(c, "grid", 3, grid));
+  OSP_TRY(load_ints(c, "head_dim", 1, &head_dim));
+  const int64_t table_shape[2] = {positions.shape[0], head_dim / 2};
+  OSP_TRY(new_output(c, 2, table_shape, &cos));
+  OSP_TRY(new_output(c, 2, table_shape, &sin));
+  OSP_TRY(osp_rope_tables_at(&positions, head_dim, &cos, &sin));
+  OSP_TRY(compare(c, "ref_cos", &cos));
+  OSP_TRY(compare(c, "ref_sin", &sin));
+  return check_rows_as_grid_tables(c, &positions, grid, &cos, &sin);
+}
+
 static osp_status run_rope_apply(test_case *c) {
   osp_tensor x, cos, sin;
   OSP_TRY(load_f32(c, "x", &x));
@@ -261,7 +323,7 @@ static osp_status run_attention(test_case *c) {
   OSP_TRY(load_f32(c, "q", &q));
   OSP_TRY(load_f32(c, "k", &k));
   OSP_TRY(load_f32(c, "v", &v));
-  if (masked) OSP_TRY(load_u8(c, "key_mask", &key_mask));
+  if (masked) OSP_TRY(load_as_stored(c, "key_mask", OSP_ST_U8, OSP_U8, &key_mask));
   OSP_TRY(load_scalar(c, "scale", &scale));
   OSP_TRY(new_output(c, q.ndim, q.shape, &out));
   OSP_TRY(osp_attention(&q, &k, &v, masked ? &key_mask : NULL, scale, &attention_scratch, &out));
@@ -315,8 +377,8 @@ typedef struct {
   int cases_run;
 } op_entry;
 
-/* 1e-5 everywhere the result is rounded float32 arithmetic; unpatchify moves values and must be
- * exact. */
+/* 1e-5 everywhere the result is rounded float32 arithmetic; gather_rows and unpatchify move values
+ * and must be exact. */
 static op_entry OPS[] = {
     {"linear", run_linear, 1e-5, 0},
     {"layernorm", run_layernorm, 1e-5, 0},
@@ -325,7 +387,9 @@ static op_entry OPS[] = {
     {"silu", run_silu, 1e-5, 0},
     {"modulate", run_modulate, 1e-5, 0},
     {"gated_add", run_gated_add, 1e-5, 0},
+    {"gather_rows", run_gather_rows, 0.0, 0},
     {"rope", run_rope, 1e-5, 0},
+    {"rope_tables_at", run_rope_tables_at, 1e-5, 0},
     {"rope_apply", run_rope_apply, 1e-5, 0},
     {"attention", run_attention, 1e-5, 0},
     {"patchify", run_patchify, 1e-5, 0},
