@@ -49,6 +49,7 @@ suite "build (gcc, Release)" build build
 suite "op references (PyTorch)" "$python" tests/ref/make_op_cases.py build/ref/ops
 suite "unit tests" unit_tests build
 suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp build/ref/parity
+suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse
 suite "bad inputs" "$python" tests/ref/bad_inputs.py build/osp build/ref/bad
 suite "build (clang, ASan + UBSan)" build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_SANITIZE=ON
 suite "unit tests (ASan + UBSan)" unit_tests build-asan

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -51,6 +52,31 @@ static void describe_model(const osp_st_file *file) {
          blocks, preset ? " (shapes of " : "", preset ? preset : "", preset ? ")" : "");
 }
 
+/* The config (--config, --preset, or config.json beside the file) and its Skiparse schedule. */
+static void describe_config(const char *label, const osp_model_config *c) {
+  char schedule[OSP_MAX_LAYERS + 1];
+  printf("config %s: dim %d (%d heads x %d), %d layers, ffn %d, text_dim %d, sparse ratio %d\n", label, c->dim,
+         c->num_heads, c->head_dim, c->num_layers, c->ffn_dim, c->text_dim, c->sparse_ratio);
+  printf("schedule: %s\n", osp_config_schedule_string(c, schedule, sizeof schedule));
+}
+
+static osp_status read_config(const char *config_path, const char *preset, const char *weights,
+                              osp_model_config *config, const char **label) {
+  if (preset) {
+    *label = preset;
+    return osp_config_preset(preset, config);
+  }
+  static char beside[4096];
+  if (!config_path) {
+    const char *slash = strrchr(weights, '/');
+    snprintf(beside, sizeof beside, "%.*sconfig.json", slash ? (int)(slash - weights + 1) : 0, weights);
+    if (access(beside, R_OK) != 0) return OSP_ERR_MISSING; /* nothing to describe */
+    config_path = beside;
+  }
+  *label = config_path;
+  return osp_config_load(config_path, config);
+}
+
 static void list_tensors(const osp_st_file *file) {
   int64_t parameters = 0;
   for (int i = 0; i < file->count; i++) {
@@ -64,11 +90,16 @@ static void list_tensors(const osp_st_file *file) {
 }
 
 int cmd_info(int argc, char **argv) {
-  const char *path = NULL;
-  cli_option options[] = {{0}};
+  const char *path = NULL, *config_path = NULL, *preset = NULL;
+  cli_option options[] = {
+      {"--config", NULL, "C.json", "also describe this config and its Skiparse schedule "
+                                   "(default: config.json beside the file, if any)", &config_path, NULL},
+      {"--preset", NULL, "NAME", "describe a built-in config instead", &preset, NULL},
+      {0},
+  };
   cli_command command = {
       .name = "info",
-      .usage = "osp info FILE.safetensors",
+      .usage = "osp info FILE.safetensors [--config C.json | --preset NAME]",
       .summary = "Lists every tensor of a safetensors file (name, dtype, shape), the parameter count, "
                  "and which model the names belong to.",
       .options = options,
@@ -83,5 +114,9 @@ int cmd_info(int argc, char **argv) {
   list_tensors(&file);
   describe_model(&file);
   osp_st_close(&file);
-  return CLI_EXIT_OK;
+  osp_model_config config;
+  const char *label = NULL;
+  status = read_config(config_path, preset, path, &config, &label);
+  if (status == OSP_OK) describe_config(label, &config);
+  return status == OSP_OK || (status == OSP_ERR_MISSING && !config_path) ? CLI_EXIT_OK : cli_failure(status);
 }

@@ -1,12 +1,9 @@
 /* osp: the command-line front of the engine. Each subcommand lives in its own cmd_*.c file. */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
-#include "core/log.h"
 #include "cpu/blas.h"
 
 static const struct {
@@ -31,20 +28,8 @@ static void print_help(FILE *out) {
           "level; OMP_NUM_THREADS the CPU threads.\n");
 }
 
-/* When OpenBLAS chose kernels weaker than this CPU allows (see src/cpu/blas.h), restart with
- * OPENBLAS_CORETYPE set. An OPENBLAS_CORETYPE the user set is left alone. */
-static void use_best_blas_kernels(char **argv) {
-  const char *core = osp_cpu_blas_better_core();
-  if (!core || getenv("OPENBLAS_CORETYPE")) return;
-  osp_debug("OpenBLAS chose %s kernels; restarting with OPENBLAS_CORETYPE=%s", osp_cpu_blas_core(), core);
-  setenv("OPENBLAS_CORETYPE", core, 1);
-  execv("/proc/self/exe", argv);
-  osp_warn("could not restart with OPENBLAS_CORETYPE=%s: matmuls use the slower %s kernels", core,
-           osp_cpu_blas_core());
-}
-
 int main(int argc, char **argv) {
-  use_best_blas_kernels(argv);
+  osp_cpu_blas_use_best_kernels(argv);
   if (argc < 2) {
     print_help(stderr);
     return CLI_EXIT_USAGE;

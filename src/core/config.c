@@ -1014,9 +1014,21 @@ static osp_status read_listed_spec(const char *label, const char *spec, osp_mode
   return OSP_OK;
 }
 
+/* "token" or "group" alone: every block in that pattern (a list of one repeated pattern). */
+static bool read_uniform_pattern(const char *spec, osp_model_config *cfg) {
+  int pattern = pattern_named(spec, strlen(spec));
+  if (pattern != OSP_PATTERN_TOKEN && pattern != OSP_PATTERN_GROUP) return false;
+  memset(cfg->schedule, pattern, (size_t)cfg->num_layers);
+  cfg->skiparse_model_type = OSP_SKIPARSE_LIST;
+  return true;
+}
+
 static osp_status override_schedule(const char *label, const char *spec, osp_model_config *cfg) {
   bool listed = strchr(spec, ',') || is_letter_list(spec);
-  OSP_TRY(listed ? read_listed_spec(label, spec, cfg) : read_named_spec(label, spec, cfg));
+  if (listed)
+    OSP_TRY(read_listed_spec(label, spec, cfg));
+  else if (!read_uniform_pattern(spec, cfg))
+    OSP_TRY(read_named_spec(label, spec, cfg));
   OSP_TRY(settle_schedule(label, cfg));
   /* A dense config made sparse takes the paper's P. */
   if (has_sparse_blocks(cfg) && cfg->sparse_ratio == 1) cfg->sparse_ratio = RELEASED_SPARSE_RATIO;

@@ -68,8 +68,10 @@ extern const char *const osp_config_preset_names[]; /* NULL-terminated */
 osp_status osp_config_validate(const char *label, const osp_model_config *cfg);
 
 /* Overrides from the command line, re-deriving and re-checking the schedule.
- * `spec`: "full", "dual_end" (with the config's num_full_blocks) or "dual_end:F", "uniform",
- * "every_k:K", or a comma-separated list of patterns, one per block ("full,token,group,...").
+ * `spec`: "full", "dual_end" (F of a dual_end config, else the released 8) or "dual_end:F",
+ * "uniform", "every_k:K", "token" or "group" (every block in that pattern), or one pattern per
+ * block: a comma-separated list ("full,token,group,...") or letters ("FFTG...").
+ * Set the schedule before the sparse ratio: the ratio is checked against it.
  * `label` names the source in messages ("--schedule"). */
 osp_status osp_config_set_schedule(const char *label, const char *spec, osp_model_config *cfg);
 osp_status osp_config_set_sparse_ratio(const char *label, int ratio, osp_model_config *cfg);

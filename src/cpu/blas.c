@@ -2,7 +2,11 @@
 
 #include <cblas.h>
 #include <ctype.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
 
 const char *osp_cpu_blas_core(void) { return openblas_get_corename(); }
 
@@ -32,4 +36,14 @@ const char *osp_cpu_blas_better_core(void) {
   if (best && core_rank(osp_cpu_blas_core()) < core_rank(best)) return best;
 #endif
   return NULL;
+}
+
+void osp_cpu_blas_use_best_kernels(char **argv) {
+  const char *core = osp_cpu_blas_better_core();
+  if (!core || getenv("OPENBLAS_CORETYPE")) return;
+  osp_debug("OpenBLAS chose %s kernels; restarting with OPENBLAS_CORETYPE=%s", osp_cpu_blas_core(), core);
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  execv("/proc/self/exe", argv);
+  osp_warn("could not restart with OPENBLAS_CORETYPE=%s: matmuls use the slower %s kernels", core,
+           osp_cpu_blas_core());
 }

@@ -11,4 +11,9 @@ const char *osp_cpu_blas_core(void);
 /* The OPENBLAS_CORETYPE this CPU's features allow when OpenBLAS chose a weaker one, else NULL. */
 const char *osp_cpu_blas_better_core(void);
 
+/* For a program's main(): when OpenBLAS chose weaker kernels than the CPU allows, set
+ * OPENBLAS_CORETYPE and restart the program (execv of /proc/self/exe with argv). Returns only if
+ * no restart is needed, the user set OPENBLAS_CORETYPE already, or the restart failed (warned). */
+void osp_cpu_blas_use_best_kernels(char **argv);
+
 #endif

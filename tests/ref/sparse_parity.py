@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Parity of `osp dit` with a plain-PyTorch OSP-Next sparse DiT (Skiparse-2D), on tiny random models.
 
-usage: python tests/ref/sparse_parity.py OSP_BINARY WORKDIR [--tol 1e-5] [--seed S]
+usage: python tests/ref/sparse_parity.py OSP_BINARY WORKDIR [--tol 1e-5] [--seed S] [--no-diagnose]
+       python tests/ref/sparse_parity.py - - --reference-only   (the reference's self-checks alone)
 
 The reference here computes a sparse block the way the OSP-Next reference code does (PAPER.md 5),
 NOT as a masked attention in natural order:
@@ -41,10 +42,10 @@ Schedules reach osp through config.json (skiparse_model_type dual_end / every_k 
 sparse_ratio, num_full_blocks, every_k; once nested under "model_config" as OSP-Next writes it)
 and through the command line: `--schedule every_k:2 --sparse-ratio 2` over a plain Wan2.1 config
 (how one runs Wan2.1 weights sparse), `--schedule full,token,group,token --sparse-ratio 2` and
-`--schedule full` over configs that say something else, so an ignored override fails. Schedule semantics: dual_end F: blocks {0..F/2-1} and {L-F/2..L-1} full,
-the others token-wise if the index is even, group-wise if odd (uniform: the same with F = 0);
-every_k K: block i full when i mod K == 0, each run of sparse blocks starts token-wise and
-alternates.
+`--schedule full` over configs that say something else, so an ignored override fails.
+Schedule semantics: dual_end F: blocks {0..F/2-1} and {L-F/2..L-1} full, the others token-wise if
+the index is even, group-wise if odd (uniform: the same with F = 0); every_k K: block i full when
+i mod K == 0, each run of sparse blocks starts token-wise and alternates.
 
 Each case compares osp's velocity to the float32 reference:
     err = max|osp - ref| / max|ref|   must be <= tol

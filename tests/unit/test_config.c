@@ -726,6 +726,11 @@ static void test_set_listed_schedules(void) {
   cfg = overridden("osp-next-1.3b", "GTTTTTTTTTTTTTTTTTTTTTTTTTTTTF");
   CHECK(has_letters(&cfg, "GTTTTTTTTTTTTTTTTTTTTTTTTTTTTF") &&
         has_schedule(&cfg, OSP_SKIPARSE_LIST, 2, 1));
+  /* One pattern name alone puts every block in it. */
+  cfg = overridden("wan2.1-t2v-1.3b", "token");
+  CHECK(has_letters(&cfg, "TTTTTTTTTTTTTTTTTTTTTTTTTTTTTT") && has_schedule(&cfg, OSP_SKIPARSE_LIST, 2, 0));
+  cfg = overridden("osp-next-1.3b", "group");
+  CHECK(has_letters(&cfg, "GGGGGGGGGGGGGGGGGGGGGGGGGGGGGG") && has_schedule(&cfg, OSP_SKIPARSE_LIST, 2, 0));
 }
 
 typedef struct {
@@ -738,7 +743,7 @@ static const override_error schedule_errors[] = {
     {"wan2.1-t2v-1.3b", "dual_edn", {"unknown schedule \"dual_edn\"", "every_k:K", "\"FTG...\""}},
     {"wan2.1-t2v-1.3b", "", {"unknown schedule \"\""}},
     {"wan2.1-t2v-1.3b", "list", {"unknown schedule \"list\""}},
-    {"wan2.1-t2v-1.3b", "token", {"unknown schedule \"token\""}},
+    {"wan2.1-t2v-1.3b", "tokens", {"unknown schedule \"tokens\""}},
     {"osp-next-1.3b", "dual_end:40", {"'num_full_blocks'", "<= num_layers/2 = 15", "found 40"}},
     {"osp-next-1.3b", "dual_end:3", {"'num_full_blocks'", "even", "found 3"}},
     {"osp-next-1.3b", "dual_end:6", {"'num_full_blocks'", "multiple of 4", "found 6"}},
