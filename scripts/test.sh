@@ -51,6 +51,7 @@ suite "unit tests" unit_tests build
 suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp build/ref/parity
 suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse
 suite "bad inputs" "$python" tests/ref/bad_inputs.py build/osp build/ref/bad
+suite "bench/torch_wan.py runs (tiny, CPU; not timed)" "$python" bench/torch_wan.py --tiny --device cpu --op all
 suite "build (clang, ASan + UBSan)" build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_SANITIZE=ON
 suite "unit tests (ASan + UBSan)" unit_tests build-asan
 suite "build (clang, libFuzzer)" build build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_FUZZ=ON
