@@ -38,7 +38,7 @@ build() { # build DIR [cmake args...]
 unit_tests() { # run every unit test program of a build
   local dir=$1 rc=0
   for t in "$dir"/test_*; do
-    [ "$(basename "$t")" = test_ops_ref ] && continue
+    case "$(basename "$t")" in test_ops_ref | test_cuda_*) continue ;; esac # GPU tests: scripts/test_gpu.sh
     "$t" || rc=1
   done
   "$dir/test_ops_ref" "$root/build/ref/ops" || rc=1
@@ -46,15 +46,18 @@ unit_tests() { # run every unit test program of a build
 }
 
 suite "build (gcc, Release)" build build
+if command -v nvcc >/dev/null; then # no GPU here: the CUDA backend and its tests are compiled, not run
+  suite "CUDA backend compiled (sm_90a)" bash -c 'nm build/libosp.a | grep -q " T osp_cuda_attention$" && ls build/test_cuda_* >/dev/null'
+fi
 suite "op references (PyTorch)" "$python" tests/ref/make_op_cases.py build/ref/ops
 suite "unit tests" unit_tests build
 suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp build/ref/parity
 suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse
 suite "bad inputs" "$python" tests/ref/bad_inputs.py build/osp build/ref/bad
 suite "bench/torch_wan.py runs (tiny, CPU; not timed)" "$python" bench/torch_wan.py --tiny --device cpu --op all
-suite "build (clang, ASan + UBSan)" build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_SANITIZE=ON
+suite "build (clang, ASan + UBSan)" build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_SANITIZE=ON -DOSP_CUDA=OFF
 suite "unit tests (ASan + UBSan)" unit_tests build-asan
-suite "build (clang, libFuzzer)" build build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_FUZZ=ON
+suite "build (clang, libFuzzer)" build build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_FUZZ=ON -DOSP_CUDA=OFF
 for target in safetensors config; do
   corpus=$(mktemp -d); cp tests/fuzz/$target/* "$corpus"/
   suite "fuzz $target (${fuzz_seconds}s)" build-fuzz/fuzz_$target "$corpus" -max_total_time="$fuzz_seconds" -print_final_stats=1 -artifact_prefix=build-fuzz/

@@ -18,7 +18,7 @@
 
 typedef struct {
   const char *weights, *config, *preset, *random_seed, *inputs, *random_inputs, *output;
-  const char *schedule, *sparse_ratio;
+  const char *schedule, *sparse_ratio, *device;
   int verbose;
 } dit_arguments;
 
@@ -120,13 +120,31 @@ static osp_status check_output_directory(const char *output) {
   return status;
 }
 
+static osp_status parse_device(const char *name, osp_device *device) {
+  if (!name || !strcmp(name, "cpu")) *device = OSP_CPU;
+  else if (!strcmp(name, "cuda")) *device = OSP_CUDA;
+  else return osp_fail(OSP_ERR_ARGUMENT, "--device expects cpu or cuda, found '%s'", name);
+  return OSP_OK;
+}
+
+/* The model on its device: random weights are drawn there; a file is read on the host and its
+ * weights copied over (bf16 on CUDA). */
 static osp_status load_model(const dit_arguments *a, const osp_model_config *config, osp_dit *dit) {
-  if (a->weights) return osp_dit_load(config, a->weights, dit);
-  char *end;
-  unsigned long long seed = strtoull(a->random_seed, &end, 10);
-  if (*end || end == a->random_seed)
-    return osp_fail(OSP_ERR_ARGUMENT, "--random-weights expects an integer seed, found '%s'", a->random_seed);
-  return osp_dit_init_random(config, seed, dit);
+  osp_device device;
+  OSP_TRY(parse_device(a->device, &device));
+  if (a->random_seed) {
+    char *end;
+    unsigned long long seed = strtoull(a->random_seed, &end, 10);
+    if (*end || end == a->random_seed)
+      return osp_fail(OSP_ERR_ARGUMENT, "--random-weights expects an integer seed, found '%s'", a->random_seed);
+    return osp_dit_init_random(config, seed, device, dit);
+  }
+  if (device == OSP_CPU) return osp_dit_load(config, a->weights, dit);
+  osp_dit host;
+  OSP_TRY(osp_dit_load(config, a->weights, &host));
+  osp_status status = osp_dit_to_device(&host, device, dit);
+  osp_dit_free(&host);
+  return status;
 }
 
 /* The FLOPs each block should cost, and the whole forward against the same model all full. */
@@ -228,6 +246,8 @@ int cmd_dit(int argc, char **argv) {
       {"--schedule", NULL, "SPEC", "override the Skiparse schedule: full, dual_end[:F], uniform, every_k:K, "
                                    "or one pattern per block: full,token,group,...", &a.schedule, NULL},
       {"--sparse-ratio", NULL, "P", "override the Skiparse sparse ratio P (2 in OSP-Next)", &a.sparse_ratio, NULL},
+      {"--device", NULL, "cpu|cuda", "where the forward runs (default cpu; cuda computes in bf16 with f32 "
+                                     "accumulation)", &a.device, NULL},
       {"--verbose", "-v", NULL, "print the schedule, the FLOPs of each block and where the time went", NULL, &a.verbose},
       {"--output", "-o", "O.safetensors", "where to write velocity [B,16,F,H,W] (float32)", &a.output, NULL},
       {0},
@@ -238,7 +258,8 @@ int cmd_dit(int argc, char **argv) {
       .summary = "Runs one forward pass of the DiT and writes the predicted velocity.",
       .details = "The context is used as given: no mask, cross-attention sees every row (pipelines pad\n"
                  "prompts to 512 rows with zeros, as Wan2.1 and diffusers do). Inputs may be any float\n"
-                 "dtype; they are computed in float32 on the CPU. The output is written to a temporary\n"
+                 "dtype; they are computed in float32 on the CPU, in bf16 on CUDA (--device cuda). The\n"
+                 "output is float32, written to a temporary\n"
                  "file and renamed, so a failed run leaves no output behind.",
       .options = options,
   };

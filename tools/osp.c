@@ -13,6 +13,7 @@ static const struct {
 } commands[] = {
     {"info", cmd_info, "list the tensors of a safetensors file and the model it holds"},
     {"dit", cmd_dit, "run one forward pass of the Wan2.1 / OSP-Next DiT"},
+    {"bench", cmd_bench, "time ops, blocks and whole forwards against the device's peak"},
 };
 
 static void print_help(FILE *out) {

@@ -22,8 +22,16 @@ osp_status osp_arena_init(osp_arena *arena, const char *name, size_t bytes) {
 
 osp_arena osp_arena_measuring(const char *name) { return (osp_arena){.name = name, .size = SIZE_MAX}; }
 
+void osp_arena_wrap(osp_arena *arena, const char *name, osp_device device, void *base, size_t size,
+                    void (*release)(void *base)) {
+  *arena = (osp_arena){.name = name, .base = base, .size = size, .device = device, .release = release};
+}
+
 void osp_arena_free(osp_arena *arena) {
-  free(arena->base);
+  if (arena->release)
+    arena->release(arena->base);
+  else
+    free(arena->base);
   *arena = (osp_arena){.name = arena->name};
 }
 
@@ -40,7 +48,7 @@ osp_status osp_arena_alloc(osp_arena *arena, size_t bytes, void **out) {
 
 osp_status osp_arena_tensor(osp_arena *arena, osp_dtype dtype, int ndim, const int64_t *shape,
                             osp_tensor *out) {
-  *out = osp_tensor_make(NULL, dtype, OSP_CPU, ndim, shape);
+  *out = osp_tensor_make(NULL, dtype, arena->device, ndim, shape);
   return osp_arena_alloc(arena, osp_tensor_bytes(out), &out->data);
 }
 

@@ -39,12 +39,15 @@ osp_philox_ctr osp_philox4x32_10(osp_philox_ctr counter, osp_philox_key key) {
 
 float osp_uniform_from_bits(uint32_t bits) { return (float)(bits >> 8) * 0x1p-24f + 0x1p-25f; }
 
-/* Box-Muller: two uniforms in (0, 1] give two independent standard normals. */
+/* Box-Muller: two uniforms in (0, 1] give two independent standard normals. log, cos and sin are
+ * taken in double and rounded to float: that is the correctly rounded float for every one of the
+ * 2^24 uniforms (libm's float versions differ in the last bit on some), so the CUDA kernel
+ * (cuda/convert.cu), doing the same, gives the same numbers bit for bit. */
 static void box_muller(uint32_t bits1, uint32_t bits2, float *z0, float *z1) {
-  float radius = sqrtf(-2.0f * logf(osp_uniform_from_bits(bits1)));
+  float radius = sqrtf(-2.0f * (float)log((double)osp_uniform_from_bits(bits1)));
   float angle = TWO_PI * osp_uniform_from_bits(bits2);
-  *z0 = radius * cosf(angle);
-  *z1 = radius * sinf(angle);
+  *z0 = radius * (float)cos((double)angle);
+  *z1 = radius * (float)sin((double)angle);
 }
 
 /* The four normals of counter block `block` of (key, stream). */

@@ -12,12 +12,18 @@
 #include "ops/ops.h"
 #include "sparse/plan.h"
 
-/* Every activation of one forward, allocated from one arena sized up front. Per-token buffers hold
- * max_slots tokens (the largest layout of the schedule, padding included) and are viewed as
- * [rows, tokens, ·] in the layout of the block that runs. */
+/* Every activation of one forward, allocated from one arena on the DiT's device sized up front (the
+ * plan's tables are made in a host arena and copied there). Per-token buffers hold max_slots
+ * tokens (the largest layout of the schedule, padding included) and are viewed as
+ * [rows, tokens, ·] in the layout of the block that runs. They are in the device's dtype; the
+ * time embedding and the modulation tables (e, e0, mod, head_mod) are f32 everywhere. */
 typedef struct {
   int64_t batch, text_rows, grid[3];
+  osp_device device;
+  osp_dtype dtype;               /* of the per-token activations */
   osp_sparse_plan plan;
+  osp_tensor latents, timestep, text; /* the inputs on the device (the caller's where they are) */
+  osp_tensor velocity;           /* the output on the device, f32 */
   osp_layout layout;             /* of the tokens in x now */
   osp_tensor patches;            /* [B, N, in·pt·ph·pw] */
   osp_tensor x, x_spare;         /* the residual stream, and the target of a layout change */
@@ -38,41 +44,85 @@ typedef struct {
   osp_dit_timing *timing;          /* NULL: not timed */
 } activations;
 
-static osp_status allocate(osp_arena *a, const osp_dit *dit, activations *act) {
+/* A tensor of the plan moved into the device's arena (copied once the arena is real); a table the
+ * plan does not use (no dimensions) stays as it is. */
+static osp_status upload(osp_arena *a, osp_tensor *table) {
+  if (table->ndim == 0) return OSP_OK;
+  osp_tensor on_device;
+  OSP_TRY(osp_arena_tensor(a, table->dtype, table->ndim, table->shape, &on_device));
+  if (a->base) OSP_TRY(osp_copy(table, &on_device));
+  *table = on_device;
+  return OSP_OK;
+}
+
+static osp_status upload_plan(osp_arena *a, osp_sparse_plan *plan) {
+  for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
+    OSP_TRY(upload(a, &plan->positions[k]));
+    OSP_TRY(upload(a, &plan->key_mask[k]));
+    for (int to = 0; to < OSP_PATTERN_COUNT; to++) OSP_TRY(upload(a, &plan->gather[k][to]));
+  }
+  return OSP_OK;
+}
+
+/* An input or output as the forward uses it: the caller's tensor where it already sits on the
+ * device in the dtype wanted, else one from the arena that it is copied into (or out of). */
+static osp_status stage(osp_arena *a, const osp_tensor *t, const activations *act, osp_dtype dtype,
+                        osp_tensor *staged) {
+  if (t->device == act->device && t->dtype == dtype) {
+    *staged = *t;
+    return OSP_OK;
+  }
+  return osp_arena_tensor(a, dtype, t->ndim, t->shape, staged);
+}
+
+typedef struct {
+  const osp_tensor *latents, *timestep, *text;
+  osp_tensor *velocity;
+} forward_io;
+
+static osp_status allocate(osp_arena *host, osp_arena *a, const osp_dit *dit, const forward_io *io,
+                           activations *act) {
   const osp_model_config *c = &dit->config;
-  OSP_TRY(osp_sparse_plan_make(c, act->batch, act->grid, a, &act->plan));
+  OSP_TRY(osp_sparse_plan_make(c, act->batch, act->grid, host, &act->plan));
+  if (act->device != OSP_CPU) OSP_TRY(upload_plan(a, &act->plan));
+  OSP_TRY(stage(a, io->latents, act, act->dtype, &act->latents));
+  OSP_TRY(stage(a, io->timestep, act, OSP_F32, &act->timestep));
+  OSP_TRY(stage(a, io->text, act, act->dtype, &act->text));
+  OSP_TRY(stage(a, io->velocity, act, OSP_F32, &act->velocity));
   const int64_t B = act->batch, N = act->grid[0] * act->grid[1] * act->grid[2], L = act->text_rows, C = c->dim;
   const int64_t S = act->plan.max_slots;
   const int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
+  const osp_dtype D = act->dtype;
   struct {
     osp_tensor *t;
+    osp_dtype dtype;
     int ndim;
     int64_t shape[3];
   } plan[] = {
-      {&act->patches, 3, {B, N, c->in_channels * patch}},
-      {&act->x, 2, {S, C}},
-      {&act->x_spare, 2, {S, C}},
-      {&act->normed, 2, {S, C}},
-      {&act->q, 2, {S, C}},
-      {&act->k, 2, {S, C}},
-      {&act->v, 2, {S, C}},
-      {&act->attended, 2, {S, C}},
-      {&act->projected, 2, {S, C}},
-      {&act->hidden, 2, {S, c->ffn_dim}},
-      {&act->sinusoid, 2, {B, c->freq_dim}},
-      {&act->e, 2, {B, C}},
-      {&act->e_hidden, 2, {B, C}},
-      {&act->e0, 3, {B, 6, C}},
-      {&act->mod, 3, {B, 6, C}},
-      {&act->head_mod, 3, {B, 2, C}},
-      {&act->context, 3, {B, L, C}},
-      {&act->text_hidden, 3, {B, L, C}},
-      {&act->context_k, 3, {B, L, C}},
-      {&act->context_v, 3, {B, L, C}},
-      {&act->out_tokens, 3, {B, N, c->out_channels * patch}},
+      {&act->patches, D, 3, {B, N, c->in_channels * patch}},
+      {&act->x, D, 2, {S, C}},
+      {&act->x_spare, D, 2, {S, C}},
+      {&act->normed, D, 2, {S, C}},
+      {&act->q, D, 2, {S, C}},
+      {&act->k, D, 2, {S, C}},
+      {&act->v, D, 2, {S, C}},
+      {&act->attended, D, 2, {S, C}},
+      {&act->projected, D, 2, {S, C}},
+      {&act->hidden, D, 2, {S, c->ffn_dim}},
+      {&act->sinusoid, D, 2, {B, c->freq_dim}},
+      {&act->e, OSP_F32, 2, {B, C}},
+      {&act->e_hidden, D, 2, {B, C}},
+      {&act->e0, OSP_F32, 3, {B, 6, C}},
+      {&act->mod, OSP_F32, 3, {B, 6, C}},
+      {&act->head_mod, OSP_F32, 3, {B, 2, C}},
+      {&act->context, D, 3, {B, L, C}},
+      {&act->text_hidden, D, 3, {B, L, C}},
+      {&act->context_k, D, 3, {B, L, C}},
+      {&act->context_v, D, 3, {B, L, C}},
+      {&act->out_tokens, D, 3, {B, N, c->out_channels * patch}},
   };
   for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
-    OSP_TRY(osp_arena_tensor(a, OSP_F32, plan[i].ndim, plan[i].shape, plan[i].t));
+    OSP_TRY(osp_arena_tensor(a, plan[i].dtype, plan[i].ndim, plan[i].shape, plan[i].t));
   for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
     if (!act->plan.used[k]) continue;
     const osp_layout *l = &act->plan.layout[k];
@@ -80,8 +130,20 @@ static osp_status allocate(osp_arena *a, const osp_dit *dit, activations *act) {
     OSP_TRY(osp_arena_tensor(a, OSP_F32, 3, shape, &act->rope_cos[k]));
     OSP_TRY(osp_arena_tensor(a, OSP_F32, 3, shape, &act->rope_sin[k]));
   }
-  const int64_t scratch = (int64_t)osp_attention_scratch_bytes(OSP_CPU);
-  return osp_arena_tensor(a, OSP_U8, 1, &scratch, &act->attention_scratch);
+  const int64_t scratch = (int64_t)osp_attention_scratch_bytes(act->device);
+  return scratch ? osp_arena_tensor(a, OSP_U8, 1, &scratch, &act->attention_scratch) : OSP_OK;
+}
+
+/* The clock, once the device has finished what was queued (timed runs only). */
+static osp_status timed_now(const activations *act, double *now) {
+  OSP_TRY(osp_device_synchronize(act->device));
+  *now = osp_seconds();
+  return OSP_OK;
+}
+
+/* The scratch of osp_attention: NULL where the device needs none. */
+static const osp_tensor *attention_scratch(const activations *act) {
+  return act->attention_scratch.data ? &act->attention_scratch : NULL;
 }
 
 /* The first rows·tokens tokens of a per-token buffer, as [rows, tokens, width]. */
@@ -110,9 +172,11 @@ static osp_status change_layout(activations *act, osp_pattern to) {
   if (from == to) return OSP_OK;
   const osp_layout *target = &act->plan.layout[to];
   osp_tensor src = in_layout(&act->x, &act->layout), dst = in_layout(&act->x_spare, target);
-  const double start = osp_seconds();
+  double start = 0, end = 0;
+  if (act->timing) OSP_TRY(timed_now(act, &start));
   OSP_TRY(osp_gather_rows(&src, &act->plan.gather[from][to], &dst));
-  if (act->timing) act->timing->layout_seconds += osp_seconds() - start;
+  if (act->timing) OSP_TRY(timed_now(act, &end));
+  if (act->timing) act->timing->layout_seconds += end - start;
   const osp_tensor spent = act->x;
   act->x = act->x_spare;
   act->x_spare = spent;
@@ -123,7 +187,7 @@ static osp_status change_layout(activations *act, osp_pattern to) {
 /* Row k of a [B, R, C] table as a strided [B, C] view. */
 static osp_tensor table_row(const osp_tensor *table, int k) {
   osp_tensor row = *table;
-  row.data = (float *)table->data + (int64_t)k * table->shape[2];
+  row.data = (char *)table->data + (int64_t)k * table->shape[2] * (int64_t)osp_dtype_size(table->dtype);
   row.ndim = 2;
   row.shape[0] = table->shape[0];
   row.shape[1] = table->shape[2];
@@ -205,7 +269,7 @@ static osp_status self_attention(const osp_dit *dit, const osp_dit_block *b, act
   osp_tensor v = split_heads(&t->v, c->num_heads), o = split_heads(&t->attended, c->num_heads);
   OSP_TRY(osp_rope_apply(&q, t->rope_cos, t->rope_sin));
   OSP_TRY(osp_rope_apply(&k, t->rope_cos, t->rope_sin));
-  OSP_TRY(osp_attention(&q, &k, &v, t->key_mask, 1.0f / sqrtf((float)c->head_dim), &act->attention_scratch, &o));
+  OSP_TRY(osp_attention(&q, &k, &v, t->key_mask, 1.0f / sqrtf((float)c->head_dim), attention_scratch(act), &o));
   OSP_TRY(linear(&t->attended, &a->proj[OSP_O], &t->projected));
   return osp_gated_add(&t->x, &t->projected, &gate);
 }
@@ -224,7 +288,7 @@ static osp_status cross_attention(const osp_dit *dit, const osp_dit_block *b, ac
   OSP_TRY(linear(&act->context, &a->proj[OSP_V], &act->context_v));
   osp_tensor q = split_heads(&t->q, c->num_heads), o = split_heads(&t->attended, c->num_heads);
   osp_tensor k = split_heads(&act->context_k, c->num_heads), v = split_heads(&act->context_v, c->num_heads);
-  OSP_TRY(osp_attention(&q, &k, &v, NULL, 1.0f / sqrtf((float)c->head_dim), &act->attention_scratch, &o));
+  OSP_TRY(osp_attention(&q, &k, &v, NULL, 1.0f / sqrtf((float)c->head_dim), attention_scratch(act), &o));
   OSP_TRY(linear(&t->attended, &a->proj[OSP_O], &t->projected));
   return osp_gated_add(&t->x, &t->projected, NULL);
 }
@@ -264,24 +328,35 @@ static osp_status run_head(const osp_dit *dit, activations *act) {
   return linear(&normed, &dit->head, &act->out_tokens);
 }
 
-static osp_status forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
-                          const osp_tensor *text, activations *act, osp_tensor *velocity) {
+/* Copies an input onto the device where it was staged apart from the caller's tensor. */
+static osp_status bring(const osp_tensor *from, osp_tensor *staged) {
+  return staged->data == from->data ? OSP_OK : osp_copy(from, staged);
+}
+
+static osp_status forward(const osp_dit *dit, const forward_io *io, activations *act) {
   const osp_model_config *c = &dit->config;
+  OSP_TRY(bring(io->latents, &act->latents));
+  OSP_TRY(bring(io->timestep, &act->timestep));
+  OSP_TRY(bring(io->text, &act->text));
   act->layout = act->plan.layout[OSP_PATTERN_FULL];
   osp_tensor x = in_layout(&act->x, &act->layout);
-  OSP_TRY(osp_patchify(latents, c->patch_size, &act->patches));
+  OSP_TRY(osp_patchify(&act->latents, c->patch_size, &act->patches));
   OSP_TRY(linear(&act->patches, &dit->patch_embedding, &x));
-  OSP_TRY(embed_time(dit, timestep, act));
-  OSP_TRY(embed_text(dit, text, act));
+  OSP_TRY(embed_time(dit, &act->timestep, act));
+  OSP_TRY(embed_text(dit, &act->text, act));
   OSP_TRY(build_rope_tables(dit, act));
   for (int i = 0; i < c->num_layers; i++) {
-    const double start = osp_seconds();
+    double start = 0, end = 0;
+    if (act->timing) OSP_TRY(timed_now(act, &start));
     OSP_TRY(run_block(dit, i, act));
-    if (act->timing) act->timing->block_seconds[i] = osp_seconds() - start;
+    if (act->timing) OSP_TRY(timed_now(act, &end));
+    if (act->timing) act->timing->block_seconds[i] = end - start;
   }
   OSP_TRY(change_layout(act, OSP_PATTERN_FULL));
   OSP_TRY(run_head(dit, act));
-  return osp_unpatchify(&act->out_tokens, c->patch_size, velocity);
+  OSP_TRY(osp_unpatchify(&act->out_tokens, c->patch_size, &act->velocity));
+  if (act->velocity.data != io->velocity->data) OSP_TRY(osp_copy(&act->velocity, io->velocity));
+  return osp_device_synchronize(act->device);
 }
 
 osp_status osp_dit_check_inputs(const osp_dit *dit, const osp_tensor *latents,
@@ -299,9 +374,11 @@ osp_status osp_dit_check_inputs(const osp_dit *dit, const osp_tensor *latents,
                       c->patch_size[d]);
   if (B == 0 || context->shape[1] == 0)
     return osp_fail(OSP_ERR_SHAPE, "latents and context must not be empty");
-  OSP_TRY(osp_check_finite("latents", latents));
-  OSP_TRY(osp_check_finite("timestep", timestep));
-  return osp_check_finite("context", context);
+  const osp_tensor *inputs[3] = {latents, timestep, context};
+  const char *names[3] = {"latents", "timestep", "context"};
+  for (int i = 0; i < 3; i++)
+    if (inputs[i]->device == OSP_CPU) OSP_TRY(osp_check_finite(names[i], inputs[i]));
+  return OSP_OK;
 }
 
 osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
@@ -318,14 +395,19 @@ osp_status osp_dit_forward_timed(const osp_dit *dit, const osp_tensor *latents, 
   OSP_TRY(osp_check_shape("velocity", velocity, 5,
                           (int64_t[]){latents->shape[0], c->out_channels, latents->shape[2],
                                       latents->shape[3], latents->shape[4]}));
-  activations act = {.batch = latents->shape[0], .text_rows = context->shape[1], .timing = timing};
+  activations act = {.batch = latents->shape[0], .text_rows = context->shape[1], .timing = timing,
+                     .device = dit->device, .dtype = osp_device_dtype(dit->device)};
   for (int d = 0; d < 3; d++) act.grid[d] = latents->shape[2 + d] / c->patch_size[d];
-  osp_arena measure = osp_arena_measuring("activations"), arena;
-  OSP_TRY(allocate(&measure, dit, &act));
-  OSP_TRY(osp_arena_init(&arena, "activations", measure.peak));
-  osp_status status = allocate(&arena, dit, &act);
-  if (status == OSP_OK) status = forward(dit, latents, timestep, context, &act, velocity);
+  const forward_io io = {latents, timestep, context, velocity};
+  osp_arena measure_host = osp_arena_measuring("sparse plan"), host = {0};
+  osp_arena measure = osp_arena_measuring("activations"), arena = {0};
+  OSP_TRY(allocate(&measure_host, &measure, dit, &io, &act));
+  osp_status status = osp_arena_init(&host, "sparse plan", measure_host.peak);
+  if (status == OSP_OK) status = osp_device_arena(&arena, "activations", act.device, measure.peak);
+  if (status == OSP_OK) status = allocate(&host, &arena, dit, &io, &act);
+  if (status == OSP_OK) status = forward(dit, &io, &act);
   osp_arena_free(&arena);
+  osp_arena_free(&host);
   if (timing) timing->total_seconds = osp_seconds() - start;
   return status;
 }

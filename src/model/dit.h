@@ -32,6 +32,7 @@ typedef struct {
 
 typedef struct {
   osp_model_config config;
+  osp_device device; /* where the weights live: f32 on the CPU, bf16 on CUDA */
   osp_linear_params patch_embedding; /* weight viewed as [C, in·pt·ph·pw] */
   osp_linear_params text_in, text_out;  /* text_dim → C → C, GELU(tanh) between */
   osp_linear_params time_in, time_out;  /* freq_dim → C → C, SiLU between: e */
@@ -40,7 +41,7 @@ typedef struct {
   osp_tensor head_modulation; /* [1, 2, C]: shift, scale */
   osp_linear_params head;     /* C → out·pt·ph·pw */
   osp_st_file file;     /* the mapped weights: float32 tensors are used in place */
-  osp_arena converted;  /* other dtypes, converted to float32 */
+  osp_arena converted;  /* weights not used in place: converted, random or on a device */
 } osp_dit;
 
 /* Which tensor names a weights file uses. */
@@ -51,8 +52,13 @@ typedef enum { OSP_NAMES_ORIGINAL, OSP_NAMES_DIFFUSERS } osp_dit_names;
  * missing, misshapen, unexpected or mixed-style name is an error naming the file and tensor. */
 osp_status osp_dit_load(const osp_model_config *config, const char *path, osp_dit *dit);
 
-/* Fills a DiT with random weights (Philox, seeded): for benchmarks and tests. */
-osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, osp_dit *dit);
+/* Fills a DiT on `device` with random weights (Philox, seeded; the same numbers on every device,
+ * rounded to its weight dtype): for benchmarks and tests. */
+osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, osp_device device,
+                               osp_dit *dit);
+
+/* A copy of a DiT's weights on `device`, in its weight dtype (bf16 on CUDA). */
+osp_status osp_dit_to_device(const osp_dit *src, osp_device device, osp_dit *dit);
 
 void osp_dit_free(osp_dit *dit);
 
@@ -60,12 +66,15 @@ void osp_dit_free(osp_dit *dit);
 osp_status osp_dit_detect_names(const osp_st_file *file, osp_dit_names *names, const char **prefix);
 
 /* Checks the inputs of a forward against the config: latents [B, in, F, H, W] (F, H, W multiples
- * of the patch), timestep [B], context [B, L, text_dim], all finite float32. */
+ * of the patch), timestep [B], context [B, L, text_dim], all finite (checked for host tensors) f32
+ * (bf16 allowed for latents and context on CUDA). */
 osp_status osp_dit_check_inputs(const osp_dit *dit, const osp_tensor *latents,
                                 const osp_tensor *timestep, const osp_tensor *context);
 
-/* One forward pass: velocity [B, out, F, H, W] from latents, timesteps and text context.
- * Activations live in an arena sized up front for these shapes. */
+/* One forward pass: velocity [B, out, F, H, W] from latents, timesteps and text context, on the
+ * DiT's device. Inputs and output may live on any device (they are copied where they are not on
+ * the DiT's). Activations live in an arena sized up front for these shapes, on the DiT's device,
+ * in its dtype (bf16 on CUDA); the time embedding and modulation tables stay f32. */
 osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
                            const osp_tensor *context, osp_tensor *velocity);
 

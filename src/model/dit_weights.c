@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rng.h"
 #include "core/status.h"
 #include "model/dit.h"
+#include "ops/ops.h"
 
 enum { NAME_BYTES = 96 };
 
@@ -98,17 +98,14 @@ static void add_block(parameter_list *list, const osp_model_config *c, osp_dit_b
 
 enum { TOP_LEVEL_PARAMETERS = 15, PARAMETERS_PER_BLOCK = 27 };
 
-/* Lists every parameter of `dit` (whose blocks are allocated here). */
+/* Lists every parameter of `dit`, whose blocks are allocated already. */
 static osp_status list_parameters(osp_dit *dit, parameter_list *list) {
   const osp_model_config *c = &dit->config;
   int64_t patch_out = (int64_t)c->out_channels * c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
-  dit->blocks = calloc((size_t)c->num_layers, sizeof *dit->blocks);
   list->items = calloc(TOP_LEVEL_PARAMETERS + (size_t)PARAMETERS_PER_BLOCK * c->num_layers, sizeof *list->items);
   list->count = 0;
-  if (!dit->blocks || !list->items) {
-    free(list->items);
+  if (!list->items)
     return osp_fail(OSP_ERR_MEMORY, "cannot allocate the parameter table of %d blocks", c->num_layers);
-  }
   add_parameter(list, &dit->patch_embedding.weight, "patch_embedding.weight", "patch_embedding.weight", 5,
                 (int64_t[]){c->dim, c->in_channels, c->patch_size[0], c->patch_size[1], c->patch_size[2]});
   add_vector(list, &dit->patch_embedding.bias, "patch_embedding.bias", "patch_embedding.bias", c->dim);
@@ -120,6 +117,39 @@ static osp_status list_parameters(osp_dit *dit, parameter_list *list) {
   for (int i = 0; i < c->num_layers; i++) add_block(list, c, &dit->blocks[i], i);
   add_parameter(list, &dit->head_modulation, "head.modulation", "scale_shift_table", 3, (int64_t[]){1, 2, c->dim});
   add_linear(list, &dit->head, "head.head", "proj_out", patch_out, c->dim);
+  return OSP_OK;
+}
+
+/* A DiT with no weights yet: its config, its device and its (empty) blocks; and its parameters. */
+static osp_status start_dit(const osp_model_config *config, osp_device device, osp_dit *dit,
+                            parameter_list *list) {
+  *dit = (osp_dit){.config = *config, .device = device};
+  *list = (parameter_list){0};
+  dit->blocks = calloc((size_t)config->num_layers, sizeof *dit->blocks);
+  if (!dit->blocks)
+    return osp_fail(OSP_ERR_MEMORY, "cannot allocate %d blocks", config->num_layers);
+  return list_parameters(dit, list);
+}
+
+/* The bytes of every parameter in `dtype`, each aligned as the arena hands it out. */
+static size_t parameter_bytes(const parameter_list *list, osp_dtype dtype) {
+  size_t bytes = 0;
+  for (int i = 0; i < list->count; i++) {
+    int64_t n = 1;
+    for (int d = 0; d < list->items[i].ndim; d++) n *= list->items[i].shape[d];
+    bytes += osp_arena_align((size_t)n * osp_dtype_size(dtype));
+  }
+  return bytes;
+}
+
+/* Gives every parameter its own tensor from one arena of the device's weight dtype. */
+static osp_status allocate_parameters(osp_dit *dit, const parameter_list *list) {
+  const osp_dtype dtype = osp_device_dtype(dit->device);
+  OSP_TRY(osp_device_arena(&dit->converted, "weights", dit->device, parameter_bytes(list, dtype)));
+  for (int i = 0; i < list->count; i++) {
+    const parameter *p = &list->items[i];
+    OSP_TRY(osp_arena_tensor(&dit->converted, dtype, p->ndim, p->shape, p->slot));
+  }
   return OSP_OK;
 }
 
@@ -232,11 +262,10 @@ static osp_status load_from_file(osp_dit *dit, parameter_list *list) {
 }
 
 osp_status osp_dit_load(const osp_model_config *config, const char *path, osp_dit *dit) {
-  *dit = (osp_dit){.config = *config};
+  parameter_list list;
   OSP_TRY(osp_config_validate(path, config));
-  OSP_TRY(osp_st_open(path, &dit->file));
-  parameter_list list = {0};
-  osp_status status = list_parameters(dit, &list);
+  osp_status status = start_dit(config, OSP_CPU, dit, &list);
+  if (status == OSP_OK) status = osp_st_open(path, &dit->file);
   if (status == OSP_OK) status = load_from_file(dit, &list);
   if (status == OSP_OK) status = view_patch_embedding_as_linear(dit);
   free(list.items);
@@ -245,35 +274,43 @@ osp_status osp_dit_load(const osp_model_config *config, const char *path, osp_di
 }
 
 /* Random weights: matrices N(0, 1/fan_in), vectors and tables N(0, 0.1²). Parameter i of the
- * table draws from Philox stream i of the seed. */
-static void fill_random(const parameter *p, uint64_t seed, uint32_t stream) {
-  float *x = p->slot->data;
-  int64_t n = osp_tensor_numel(p->slot);
-  osp_randn(seed, stream, 0, x, (size_t)n);
-  bool matrix = p->ndim >= 2 && p->shape[0] > 1;
-  float std = matrix ? 1.0f / sqrtf((float)(n / p->shape[0])) : 0.1f;
-  for (int64_t i = 0; i < n; i++) x[i] *= std;
+ * table draws from Philox stream i of the seed, so every device gets the same numbers (rounded to
+ * its weight dtype). */
+static osp_status fill_random(const parameter *p, uint64_t seed, uint32_t stream) {
+  const int64_t n = osp_tensor_numel(p->slot);
+  const bool matrix = p->ndim >= 2 && p->shape[0] > 1;
+  const float std = matrix ? 1.0f / sqrtf((float)(n / p->shape[0])) : 0.1f;
+  return osp_randn_fill(seed, stream, std, p->slot);
 }
 
-osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, osp_dit *dit) {
-  *dit = (osp_dit){.config = *config};
+osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, osp_device device,
+                               osp_dit *dit) {
+  parameter_list list;
   OSP_TRY(osp_config_validate("random weights", config));
-  parameter_list list = {0};
-  osp_status status = list_parameters(dit, &list);
-  size_t bytes = 0;
+  osp_status status = start_dit(config, device, dit, &list);
+  if (status == OSP_OK) status = allocate_parameters(dit, &list);
+  for (int i = 0; status == OSP_OK && i < list.count; i++)
+    status = fill_random(&list.items[i], seed, (uint32_t)i);
+  if (status == OSP_OK) status = view_patch_embedding_as_linear(dit);
+  free(list.items);
+  if (status != OSP_OK) osp_dit_free(dit);
+  return status;
+}
+
+osp_status osp_dit_to_device(const osp_dit *src, osp_device device, osp_dit *dit) {
+  parameter_list list, from = {0};
+  osp_dit source = *src; /* listing reads its slots; the blocks are src's own */
+  osp_status status = start_dit(&src->config, device, dit, &list);
+  if (status == OSP_OK) status = list_parameters(&source, &from);
+  if (status == OSP_OK) status = allocate_parameters(dit, &list);
   for (int i = 0; status == OSP_OK && i < list.count; i++) {
-    int64_t n = 1;
-    for (int d = 0; d < list.items[i].ndim; d++) n *= list.items[i].shape[d];
-    bytes += osp_arena_align((size_t)n * sizeof(float));
-  }
-  if (status == OSP_OK) status = osp_arena_init(&dit->converted, "random weights", bytes);
-  for (int i = 0; status == OSP_OK && i < list.count; i++) {
-    const parameter *p = &list.items[i];
-    status = osp_arena_tensor(&dit->converted, OSP_F32, p->ndim, p->shape, p->slot);
-    if (status == OSP_OK) fill_random(p, seed, (uint32_t)i);
+    osp_tensor original; /* the patch embedding is viewed as a Linear: back to its own shape */
+    status = osp_tensor_reshape(from.items[i].slot, list.items[i].ndim, list.items[i].shape, &original);
+    if (status == OSP_OK) status = osp_copy(&original, list.items[i].slot);
   }
   if (status == OSP_OK) status = view_patch_embedding_as_linear(dit);
   free(list.items);
+  free(from.items);
   if (status != OSP_OK) osp_dit_free(dit);
   return status;
 }

@@ -8,11 +8,14 @@
 static osp_status check_operands(ops_call *call, const osp_tensor *q, const osp_tensor *k,
                                  const osp_tensor *v, const osp_tensor *key_mask,
                                  const osp_tensor *out) {
-  OSP_TRY(ops_check_operand(call, "q", q, OSP_F32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_operand(call, "k", k, OSP_F32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_operand(call, "v", v, OSP_F32, OPS_CONTIGUOUS));
+  const char *names[4] = {"q", "k", "v", "out"};
+  const osp_tensor *operands[4] = {q, k, v, out};
+  for (int i = 0; i < 4; i++) {
+    OSP_TRY(ops_check_float(call, names[i], operands[i], OPS_CONTIGUOUS));
+    OSP_TRY(ops_check_cuda_dtype(call, names[i], operands[i], OSP_BF16)); /* bf16 tensor cores */
+  }
   if (key_mask) OSP_TRY(ops_check_operand(call, "key_mask", key_mask, OSP_U8, OPS_CONTIGUOUS));
-  return ops_check_operand(call, "out", out, OSP_F32, OPS_CONTIGUOUS);
+  return OSP_OK;
 }
 
 /* q, out [B, Nq, heads, D]; k, v [Bk, Nk, heads, D] with Bk dividing B; key_mask [B, Nk]. */
@@ -37,6 +40,7 @@ size_t osp_attention_scratch_bytes(osp_device device) {
 }
 
 static osp_status check_scratch(ops_call *call, const osp_tensor *scratch) {
+  if (!scratch && osp_attention_scratch_bytes(call->device) == 0) return OSP_OK;
   OSP_TRY(ops_check_operand(call, "scratch", scratch, OSP_U8, OPS_CONTIGUOUS));
   size_t need = osp_attention_scratch_bytes(scratch->device);
   if (osp_tensor_bytes(scratch) < need)
@@ -60,6 +64,20 @@ osp_status osp_attention(const osp_tensor *q, const osp_tensor *k, const osp_ten
                     (double)scale);
 
   OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA) {
+    const osp_cuda_attention_shape cuda_shape = {
+        .batch = q->shape[0],
+        .kv_batch = k->shape[0],
+        .queries = q->shape[1],
+        .keys = k->shape[1],
+        .heads = q->shape[2],
+        .head_dim = q->shape[3],
+    };
+    return osp_cuda_attention(q->data, k->data, v->data, key_mask ? key_mask->data : NULL, scale,
+                              out->data, cuda_shape);
+  }
+#endif
   const osp_cpu_attention_shape shape = {
       .batch = q->shape[0],
       .kv_batch = k->shape[0],

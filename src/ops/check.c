@@ -27,13 +27,12 @@ static osp_status check_layout(const ops_call *call, const char *name, const osp
   return OSP_OK;
 }
 
-osp_status ops_check_operand(ops_call *call, const char *name, const osp_tensor *t, osp_dtype dtype,
+/* Present, on the call's device (the first operand fixes it), with no empty dimension and the
+ * layout; the dtype is the caller's to check. */
+osp_status ops_check_present(ops_call *call, const char *name, const osp_tensor *t,
                              ops_layout layout) {
   char buf[160];
   if (!t) return osp_fail(OSP_ERR_ARGUMENT, "%s: %s: missing (NULL)", call->op, name);
-  if (t->dtype != dtype)
-    return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected dtype %s, found %s", call->op, name,
-                    osp_dtype_name(dtype), osp_dtype_name(t->dtype));
   if (!call->device_owner) {
     call->device_owner = name;
     call->device = t->device;
@@ -49,6 +48,29 @@ osp_status ops_check_operand(ops_call *call, const char *name, const osp_tensor 
       return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected no empty dimension, found shape %s",
                       call->op, name, osp_shape_string(t, buf, sizeof buf));
   return check_layout(call, name, t, layout);
+}
+
+osp_status ops_check_operand(ops_call *call, const char *name, const osp_tensor *t, osp_dtype dtype,
+                             ops_layout layout) {
+  if (t && t->dtype != dtype)
+    return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected dtype %s, found %s", call->op, name,
+                    osp_dtype_name(dtype), osp_dtype_name(t->dtype));
+  return ops_check_present(call, name, t, layout);
+}
+
+osp_status ops_check_float(ops_call *call, const char *name, const osp_tensor *t, ops_layout layout) {
+  OSP_TRY(ops_check_present(call, name, t, layout));
+  if (t->dtype == OSP_F32 || (t->device == OSP_CUDA && t->dtype == OSP_BF16)) return OSP_OK;
+  return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected dtype %s on the %s, found %s", call->op, name,
+                  t->device == OSP_CUDA ? "bf16 or f32" : "f32", device_name(t->device),
+                  osp_dtype_name(t->dtype));
+}
+
+osp_status ops_check_cuda_dtype(const ops_call *call, const char *name, const osp_tensor *t,
+                                osp_dtype dtype) {
+  if (t->device != OSP_CUDA || t->dtype == dtype) return OSP_OK;
+  return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected dtype %s on cuda, found %s", call->op, name,
+                  osp_dtype_name(dtype), osp_dtype_name(t->dtype));
 }
 
 osp_status ops_check_shape(const ops_call *call, const char *name, const osp_tensor *t, int ndim,
@@ -94,9 +116,12 @@ osp_status ops_check_in_place_or_disjoint(const ops_call *call, const char *name
 }
 
 osp_status ops_check_in_out(ops_call *call, const osp_tensor *x, const osp_tensor *y) {
-  OSP_TRY(ops_check_operand(call, "x", x, OSP_F32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_operand(call, "y", y, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(call, "x", x, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(call, "y", y, OPS_CONTIGUOUS));
   OSP_TRY(ops_check_shape_as(call, "y", y, x, x->shape[x->ndim - 1]));
+  if (x->data == y->data && x->dtype != y->dtype)
+    return osp_fail(OSP_ERR_ARGUMENT, "%s: y: in place, but its dtype %s differs from x's %s",
+                    call->op, osp_dtype_name(y->dtype), osp_dtype_name(x->dtype));
   return ops_check_in_place_or_disjoint(call, "y", y, "x", x);
 }
 
@@ -108,7 +133,10 @@ osp_status ops_check_blas_size(const ops_call *call, const char *what, int64_t s
 }
 
 osp_status ops_check_backend(const ops_call *call) {
-  if (call->device == OSP_CUDA)
-    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: this build has no CUDA backend", call->op);
-  return OSP_OK;
+  if (call->device != OSP_CUDA) return OSP_OK;
+#ifdef OSP_HAVE_CUDA
+  return osp_cuda_init() == OSP_OK ? OSP_OK : osp_fail_context(OSP_ERR_UNSUPPORTED, "%s", call->op);
+#else
+  return osp_fail(OSP_ERR_UNSUPPORTED, "%s: this build has no CUDA backend", call->op);
+#endif
 }

@@ -15,7 +15,7 @@ static osp_status check_eps(const ops_call *call, float eps) {
 /* A per-channel parameter: [C] with C the last dimension of x. */
 static osp_status check_channel_vector(ops_call *call, const char *name, const osp_tensor *t,
                                        const osp_tensor *x) {
-  OSP_TRY(ops_check_operand(call, name, t, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(call, name, t, OPS_CONTIGUOUS));
   return ops_check_shape(call, name, t, 1, (const int64_t[]){x->shape[x->ndim - 1]});
 }
 
@@ -31,8 +31,17 @@ osp_status osp_layernorm(const osp_tensor *x, const osp_tensor *weight, const os
     OSP_TRY(check_channel_vector(&call, "bias", bias, x));
   }
   OSP_TRY(check_eps(&call, eps));
+  if (weight && weight->dtype != bias->dtype)
+    return osp_fail(OSP_ERR_SHAPE, "%s: bias: expected weight's dtype %s, found %s", call.op,
+                    osp_dtype_name(weight->dtype), osp_dtype_name(bias->dtype));
 
   OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_layernorm(x->data, x->dtype, weight ? weight->data : NULL,
+                              bias ? bias->data : NULL, weight ? weight->dtype : OSP_F32, eps,
+                              y->data, y->dtype, osp_tensor_rows(x), x->shape[x->ndim - 1]);
+#endif
   osp_cpu_layernorm(x->data, weight ? weight->data : NULL, bias ? bias->data : NULL, eps, y->data,
                     osp_tensor_rows(x), x->shape[x->ndim - 1]);
   return OSP_OK;
@@ -45,6 +54,11 @@ osp_status osp_rmsnorm(const osp_tensor *x, const osp_tensor *weight, float eps,
   OSP_TRY(check_eps(&call, eps));
 
   OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_rmsnorm(x->data, x->dtype, weight->data, weight->dtype, eps, y->data, y->dtype,
+                            osp_tensor_rows(x), x->shape[x->ndim - 1]);
+#endif
   osp_cpu_rmsnorm(x->data, weight->data, eps, y->data, osp_tensor_rows(x), x->shape[x->ndim - 1]);
   return OSP_OK;
 }

@@ -5,6 +5,7 @@
 #ifndef OSP_OPS_OPS_H
 #define OSP_OPS_OPS_H
 
+#include "core/arena.h"
 #include "core/tensor.h"
 
 /* y[M, N] = x[M, K] · w[N, K]ᵀ + bias[N]. x and y may have any leading dimensions (M = their
@@ -78,7 +79,8 @@ osp_status osp_attention(const osp_tensor *q, const osp_tensor *k, const osp_ten
                          osp_tensor *out);
 
 /* The scratch osp_attention needs on a device, in bytes: a u8 tensor of at least this size, planned
- * with the other activations (on the CPU, one block of scores per thread). */
+ * with the other activations (on the CPU, one block of scores per thread; on CUDA none, and
+ * scratch may be NULL). */
 size_t osp_attention_scratch_bytes(osp_device device);
 
 /* Patch embedding input: latents [B, Cin, F, H, W] → patches [B, N, Cin·pt·ph·pw] with
@@ -94,5 +96,30 @@ osp_status osp_unpatchify(const osp_tensor *tokens, const int patch[3], osp_tens
 /* Timestep sinusoid: t [B] → out [B, D], out[b] = [cos(t·f_0..f_{D/2−1}), sin(t·f_0..)],
  * f_j = 10000^(−j/(D/2)), computed in float64 (as the original Wan2.1 code does). */
 osp_status osp_timestep_embedding(const osp_tensor *t, osp_tensor *out);
+
+/* ---- Memory, transfers and randomness on any device -------------------------------------- */
+
+/* An arena of `bytes` on a device (host memory for the CPU); osp_arena_free gives it back. */
+osp_status osp_device_arena(osp_arena *arena, const char *name, osp_device device, size_t bytes);
+
+/* The dtype a device's kernels keep weights and activations in: f32 on the CPU, bf16 on CUDA
+ * (whose kernels compute in f32 all the same). */
+osp_dtype osp_device_dtype(osp_device device);
+
+/* dst = src across devices where theirs differ: bytes as they are when the dtypes match (any
+ * dtype: index tables, masks), converted between f32 and bf16 where they differ. Same shape,
+ * both contiguous; dst must not overlap src. */
+osp_status osp_copy(const osp_tensor *src, osp_tensor *dst);
+
+/* dst = scale · N(0, 1) samples of Philox stream (seed, stream): element i is element i of
+ * osp_randn (core/rng.h), so a seed gives the same numbers on every device. */
+osp_status osp_randn_fill(uint64_t seed, uint32_t stream, float scale, osp_tensor *dst);
+
+/* Waits for the device's queued work; reports an asynchronous failure. No-op on the CPU. */
+osp_status osp_device_synchronize(osp_device device);
+
+/* The most memory this process has held on the device at once through osp_device_arena, in
+ * bytes (0 for the CPU, whose arenas are counted by their owners). */
+size_t osp_device_peak_bytes(osp_device device);
 
 #endif

@@ -1,4 +1,5 @@
 #include <stdbool.h>
+#include <stdlib.h>
 
 #include "core/status.h"
 #include "cpu/cpu.h"
@@ -25,14 +26,16 @@ osp_status osp_rope_tables(int T, int H, int W, int head_dim, osp_tensor *cos, o
     return osp_fail(OSP_ERR_ARGUMENT, "%s: grid: expected positive sizes, found %dx%dx%d", call.op,
                     T, H, W);
   OSP_TRY(check_tables(&call, (int64_t)T * H * W, head_dim, cos, sin));
-
-  OSP_TRY(ops_check_backend(&call));
+  if (call.device == OSP_CUDA)
+    return osp_fail(OSP_ERR_UNSUPPORTED,
+                    "%s: runs on the CPU only; on cuda, osp_rope_tables_at makes the same tables",
+                    call.op);
   osp_cpu_rope_tables(T, H, W, head_dim, cos->data, sin->data);
   return OSP_OK;
 }
 
 /* A token row (t ≥ 0) has h, w ≥ 0; a padding row (t < 0) may hold anything. It reads the
- * values, so it runs once the backend is known to be the CPU. */
+ * values, so on CUDA it runs on a host copy. */
 static osp_status check_position_values(const ops_call *call, const osp_tensor *positions) {
   for (int64_t m = 0; m < positions->shape[0]; m++) {
     const int32_t *p = (const int32_t *)positions->data + 3 * m;
@@ -56,6 +59,19 @@ osp_status osp_rope_tables_at(const osp_tensor *positions, int head_dim, osp_ten
   OSP_TRY(ops_check_disjoint(&call, "sin", sin, "positions", positions));
 
   OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA) {
+    int32_t *copy = malloc(osp_tensor_bytes(positions));
+    if (!copy) return osp_fail(OSP_ERR_MEMORY, "%s: positions: no memory for a host copy", call.op);
+    osp_tensor host = *positions;
+    host.data = copy;
+    osp_status status = osp_cuda_copy_to_host(copy, positions->data, osp_tensor_bytes(positions));
+    if (status == OSP_OK) status = check_position_values(&call, &host);
+    free(copy);
+    OSP_TRY(status);
+    return osp_cuda_rope_tables_at(positions->data, tokens, head_dim, cos->data, sin->data);
+  }
+#endif
   OSP_TRY(check_position_values(&call, positions));
   osp_cpu_rope_tables_at(positions->data, tokens, head_dim, cos->data, sin->data);
   return OSP_OK;
@@ -63,7 +79,7 @@ osp_status osp_rope_tables_at(const osp_tensor *positions, int head_dim, osp_ten
 
 osp_status osp_rope_apply(osp_tensor *x, const osp_tensor *cos, const osp_tensor *sin) {
   ops_call call = OPS_CALL("osp_rope_apply");
-  OSP_TRY(ops_check_operand(&call, "x", x, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(&call, "x", x, OPS_CONTIGUOUS));
   OSP_TRY(ops_check_operand(&call, "cos", cos, OSP_F32, OPS_CONTIGUOUS));
   OSP_TRY(ops_check_operand(&call, "sin", sin, OSP_F32, OPS_CONTIGUOUS));
   OSP_TRY(ops_check_shape(&call, "x", x, 4, (const int64_t[]){-1, -1, -1, -1}));
@@ -86,6 +102,11 @@ osp_status osp_rope_apply(osp_tensor *x, const osp_tensor *cos, const osp_tensor
   OSP_TRY(ops_check_disjoint(&call, "x", x, "sin", sin));
 
   OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_rope_apply(x->data, x->dtype, cos->data, sin->data, tables == 1 ? 0 : N * D / 2,
+                               B, N, heads, D);
+#endif
   osp_cpu_rope_apply(x->data, cos->data, sin->data, tables == 1 ? 0 : N * D / 2, B, N, heads, D);
   return OSP_OK;
 }

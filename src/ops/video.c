@@ -6,7 +6,7 @@
 /* A video operand [B, C, F, H, W] whose F, H, W are multiples of a positive patch. */
 static osp_status check_video(ops_call *call, const char *name, const osp_tensor *video,
                               const int patch[3]) {
-  OSP_TRY(ops_check_operand(call, name, video, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(call, name, video, OPS_CONTIGUOUS));
   OSP_TRY(ops_check_shape(call, name, video, 5, (const int64_t[]){-1, -1, -1, -1, -1}));
   if (patch[0] < 1 || patch[1] < 1 || patch[2] < 1)
     return osp_fail(OSP_ERR_ARGUMENT, "%s: patch: expected positive sizes, found %dx%dx%d",
@@ -31,12 +31,25 @@ static osp_cpu_video cpu_video(const osp_tensor *video, const int patch[3]) {
   };
 }
 
+#ifdef OSP_HAVE_CUDA
+static osp_cuda_video cuda_video(const osp_cpu_video *v) {
+  return (osp_cuda_video){
+      .batch = v->batch,
+      .channels = v->channels,
+      .frames = v->frames,
+      .height = v->height,
+      .width = v->width,
+      .patch = {v->patch[0], v->patch[1], v->patch[2]},
+  };
+}
+#endif
+
 /* The patch tokens of a video: [B, N, C·pt·ph·pw]. */
 static osp_status check_tokens(ops_call *call, const char *name, const osp_tensor *tokens,
                                const osp_cpu_video *video) {
   const int64_t *p = video->patch;
   const int64_t count = video->frames / p[0] * (video->height / p[1]) * (video->width / p[2]);
-  OSP_TRY(ops_check_operand(call, name, tokens, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(call, name, tokens, OPS_CONTIGUOUS));
   const int64_t features = video->channels * p[0] * p[1] * p[2];
   return ops_check_shape(call, name, tokens, 3, (const int64_t[]){video->batch, count, features});
 }
@@ -49,6 +62,11 @@ osp_status osp_patchify(const osp_tensor *latents, const int patch[3], osp_tenso
   OSP_TRY(ops_check_disjoint(&call, "patches", patches, "latents", latents));
 
   OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_patchify(latents->data, latents->dtype, cuda_video(&video), patches->data,
+                             patches->dtype);
+#endif
   osp_cpu_patchify(latents->data, video, patches->data);
   return OSP_OK;
 }
@@ -61,6 +79,10 @@ osp_status osp_unpatchify(const osp_tensor *tokens, const int patch[3], osp_tens
   OSP_TRY(ops_check_disjoint(&call, "out", out, "tokens", tokens));
 
   OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_unpatchify(tokens->data, tokens->dtype, cuda_video(&video), out->data, out->dtype);
+#endif
   osp_cpu_unpatchify(tokens->data, video, out->data);
   return OSP_OK;
 }
@@ -68,7 +90,7 @@ osp_status osp_unpatchify(const osp_tensor *tokens, const int patch[3], osp_tens
 osp_status osp_timestep_embedding(const osp_tensor *t, osp_tensor *out) {
   ops_call call = OPS_CALL("osp_timestep_embedding");
   OSP_TRY(ops_check_operand(&call, "t", t, OSP_F32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_operand(&call, "out", out, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(&call, "out", out, OPS_CONTIGUOUS));
   OSP_TRY(ops_check_shape(&call, "t", t, 1, (const int64_t[]){-1}));
   OSP_TRY(ops_check_shape(&call, "out", out, 2, (const int64_t[]){t->shape[0], -1}));
   if (out->shape[1] % 2)
@@ -77,6 +99,10 @@ osp_status osp_timestep_embedding(const osp_tensor *t, osp_tensor *out) {
   OSP_TRY(ops_check_disjoint(&call, "out", out, "t", t));
 
   OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_timestep_embedding(t->data, out->data, out->dtype, out->shape[0], out->shape[1]);
+#endif
   osp_cpu_timestep_embedding(t->data, out->data, out->shape[0], out->shape[1]);
   return OSP_OK;
 }

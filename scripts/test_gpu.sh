@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# The GPU tests, on a machine with an NVIDIA Hopper GPU (H100/H200): every CUDA kernel against the
+# CPU backend, attention against a float64 reference, the DiT forward on CUDA against the CPU
+# forward, and `osp dit --device cuda` against `osp dit` on the CPU.
+# Usage: scripts/test_gpu.sh [BUILD_DIR]   (default build/, as scripts/test.sh makes it; the GPU
+# machine needs only the NVIDIA driver and cuBLASLt 13 beside the binaries)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+passed=0; failed=0
+log=$(mktemp); trap 'rm -f "$log"' EXIT
+
+# Adds up a program's "name: N passed, N failed"; exit 77 is a skip (no GPU), counted as neither.
+run() {
+  echo "== $*"
+  "$@" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  if [ "$rc" -eq 77 ]; then echo "SKIPPED (no GPU): not counted"; return; fi
+  local counts
+  counts=$(grep -E '^[A-Za-z0-9_ ().-]+: [0-9]+ passed, [0-9]+ failed' "$log" | sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\1 \2/')
+  if [ -n "$counts" ]; then
+    while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done <<< "$counts"
+  fi
+  if [ "$rc" -ne 0 ] && ! grep -qE ': [0-9]+ passed, [1-9][0-9]* failed' "$log"; then
+    echo "FAILED (exit $rc)"; failed=$((failed + 1))
+  elif [ -z "$counts" ]; then passed=$((passed + 1)); fi
+}
+
+for t in "$build"/test_cuda_*; do run "$t"; done
+
+# The command-line contract on both devices: the same random model (drawn from the same Philox
+# streams; bf16-rounded on CUDA) and inputs, and the velocities compared: within 5% of the
+# largest magnitude (weights and activations in bf16 against f32, over 4 layers).
+dir=$(mktemp -d)
+cat > "$dir/config.json" <<'JSON'
+{"_class_name": "WanTransformer3DModel", "patch_size": [1, 2, 2], "num_attention_heads": 2,
+ "attention_head_dim": 128, "in_channels": 16, "out_channels": 16, "text_dim": 64, "freq_dim": 256,
+ "ffn_dim": 512, "num_layers": 4, "cross_attn_norm": true, "qk_norm": "rms_norm_across_heads",
+ "eps": 1e-06}
+JSON
+args=(--config "$dir/config.json" --random-weights 3 --random-inputs 1,3,20,24,16 --schedule full,token,group,full --sparse-ratio 2)
+run "$build/osp" dit "${args[@]}" -o "$dir/cpu.safetensors"
+run "$build/osp" dit "${args[@]}" --device cuda -o "$dir/cuda.safetensors"
+compare() { # the largest difference relative to the largest magnitude, from the raw safetensors
+  python3 - "$dir/cuda.safetensors" "$dir/cpu.safetensors" <<'PY'
+import json, struct, sys
+import numpy as np
+def velocity(path):
+    raw = open(path, "rb").read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    entry = json.loads(raw[8:8 + n])["velocity"]
+    a, b = entry["data_offsets"]
+    return np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.float32)
+got, want = velocity(sys.argv[1]), velocity(sys.argv[2])
+rel = float(np.abs(got - want).max() / np.abs(want).max())
+print(f"osp dit --device cuda vs cpu: max difference {rel:.2e} of the largest magnitude (limit 5e-2)")
+print(f"cli parity: {int(rel <= 5e-2)} passed, {int(rel > 5e-2)} failed")
+PY
+}
+run compare
+rm -rf "$dir"
+
+echo
+echo "osp gpu tests: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

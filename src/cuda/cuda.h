@@ -1,0 +1,156 @@
+/* The CUDA backend: kernels on device pointers, launched in order on the backend's one stream.
+ * Like the CPU backend they trust their caller (src/ops/ checks every operand first); unlike it
+ * they can fail (a launch or a library call), and then return a status whose message names the
+ * kernel and CUDA's error. Floating operands are bf16 or f32, each with its own dtype argument;
+ * arithmetic is f32 whatever the storage. Arrays are contiguous and row-major unless a parameter
+ * names a stride (counted in elements). Compiled only when CMake finds CUDA (OSP_HAVE_CUDA). */
+#ifndef OSP_CUDA_CUDA_H
+#define OSP_CUDA_CUDA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "core/dtype.h"
+#include "osp.h"
+
+/* ---- Runtime (runtime.cu) ------------------------------------------------------------------ */
+
+/* Selects the device, creates the stream and the library handles; later calls return at once.
+ * Fails with OSP_ERR_UNSUPPORTED when there is no usable GPU. */
+osp_status osp_cuda_init(void);
+/* The GPU's name, multiprocessor count and memory (bytes), after osp_cuda_init. */
+typedef struct {
+  char name[128];
+  int multiprocessors;
+  int compute_major, compute_minor;
+  size_t total_memory, free_memory;
+} osp_cuda_device_info;
+osp_status osp_cuda_device(osp_cuda_device_info *info);
+
+osp_status osp_cuda_malloc(size_t bytes, void **out);
+void osp_cuda_free(void *ptr);
+/* Copies in stream order; a copy to the host waits for it to land. */
+osp_status osp_cuda_copy_to_device(void *dst, const void *src, size_t bytes);
+osp_status osp_cuda_copy_to_host(void *dst, const void *src, size_t bytes);
+osp_status osp_cuda_copy_on_device(void *dst, const void *src, size_t bytes);
+osp_status osp_cuda_memset_zero(void *dst, size_t bytes);
+/* Waits for every kernel launched so far; reports an asynchronous error as its status. */
+osp_status osp_cuda_synchronize(void);
+/* The most device memory this process has had from osp_cuda_malloc at once, in bytes. */
+size_t osp_cuda_peak_allocated(void);
+
+/* Event timing on the stream, for benchmarks: seconds between two recorded points. */
+typedef struct osp_cuda_timer osp_cuda_timer;
+osp_status osp_cuda_timer_start(osp_cuda_timer **timer);
+osp_status osp_cuda_timer_stop(osp_cuda_timer *timer, double *seconds); /* also frees it */
+
+/* ---- Dense algebra (linear.cu) ---------------------------------------------------------- */
+
+/* y[M, N] = x[M, K] · w[N, K]ᵀ + bias[N] through cuBLASLt, f32 accumulation. x and w bf16;
+ * bias NULL or bf16; y bf16 or f32 (y_dtype). y must not overlap the inputs. */
+osp_status osp_cuda_linear(const void *x, const void *w, const void *bias, void *y,
+                           osp_dtype y_dtype, int64_t M, int64_t N, int64_t K);
+
+/* ---- Element-wise and row-wise kernels (elementwise.cu, norm.cu, rope.cu, video.cu) -------- */
+
+/* n values converted between dtypes (f32 ↔ bf16, or a copy): round to nearest even. */
+osp_status osp_cuda_convert(const void *src, osp_dtype src_dtype, void *dst, osp_dtype dst_dtype,
+                            int64_t n);
+
+/* Standard normal samples, the same numbers osp_randn (core/rng.h) gives for (seed, stream,
+ * offset), times `scale`, stored as dtype. */
+osp_status osp_cuda_randn(uint64_t seed, uint32_t stream, uint64_t offset, float scale, void *out,
+                          osp_dtype dtype, int64_t n);
+
+/* Row-wise over [rows, C]; y may be x. LayerNorm's weight and bias both NULL or both [C] (param
+ * dtype); RMSNorm's weight [C]. Same formulas as the CPU backend (cpu/cpu.h). */
+osp_status osp_cuda_layernorm(const void *x, osp_dtype x_dtype, const void *weight,
+                              const void *bias, osp_dtype param_dtype, float eps, void *y,
+                              osp_dtype y_dtype, int64_t rows, int64_t C);
+osp_status osp_cuda_rmsnorm(const void *x, osp_dtype x_dtype, const void *weight,
+                            osp_dtype param_dtype, float eps, void *y, osp_dtype y_dtype,
+                            int64_t rows, int64_t C);
+
+/* Element-wise over n values; y may be x. */
+osp_status osp_cuda_gelu_tanh(const void *x, osp_dtype x_dtype, void *y, osp_dtype y_dtype,
+                              int64_t n);
+osp_status osp_cuda_silu(const void *x, osp_dtype x_dtype, void *y, osp_dtype y_dtype, int64_t n);
+
+/* dst[i, :] = src[index[i], :] for rows of C elements of elem_bytes each, zeros where
+ * index[i] < 0; every index is below src's row count. dst must not overlap src. */
+osp_status osp_cuda_gather_rows(const void *src, const int32_t *index, void *dst, int64_t rows,
+                                int64_t C, size_t elem_bytes);
+
+/* A [Bm, C] operand that may be a view into a larger table (as osp_cpu_rows). */
+typedef struct {
+  const void *data;
+  osp_dtype dtype;
+  int64_t row_stride;
+  int64_t rows; /* Bm */
+} osp_cuda_rows;
+
+/* x, y [B, N, C] (x_dtype each): y = x · (1 + scale[b mod Bm]) + shift[b mod Bm]. y may be x. */
+osp_status osp_cuda_modulate(const void *x, osp_cuda_rows shift, osp_cuda_rows scale, void *y,
+                             osp_dtype x_dtype, int64_t B, int64_t N, int64_t C);
+/* x [B, N, C] (x_dtype), y [B, N, C] (y_dtype): x += y · gate[b mod Bm]; gate.data NULL: x += y. */
+osp_status osp_cuda_gated_add(void *x, osp_dtype x_dtype, const void *y, osp_dtype y_dtype,
+                              osp_cuda_rows gate, int64_t B, int64_t N, int64_t C);
+
+/* y = a + b with broadcasting, over `ndim` ≤ 8 dimensions: y contiguous of `shape`; a and b read
+ * at strides a_stride, b_stride (0 along a broadcast dimension). y may be a or b. */
+osp_status osp_cuda_add(const void *a, osp_dtype a_dtype, const int64_t *a_stride, const void *b,
+                        osp_dtype b_dtype, const int64_t *b_stride, void *y, osp_dtype y_dtype,
+                        int ndim, const int64_t *shape);
+
+/* RoPE tables (f32) at listed coordinates, as osp_cpu_rope_tables_at: positions i32 [tokens, 3]. */
+osp_status osp_cuda_rope_tables_at(const int32_t *positions, int64_t tokens, int head_dim,
+                                   float *cos_table, float *sin_table);
+/* Rotates the interleaved pairs of x [B, N, heads, D] (x_dtype) in place, tables f32 [Bt, N, D/2]
+ * with table_batch_stride 0 (shared) or N·D/2, as osp_cpu_rope_apply. */
+osp_status osp_cuda_rope_apply(void *x, osp_dtype x_dtype, const float *cos_table,
+                               const float *sin_table, int64_t table_batch_stride, int64_t B,
+                               int64_t N, int64_t heads, int64_t D);
+
+/* A batch of videos, as osp_cpu_video. */
+typedef struct {
+  int64_t batch, channels, frames, height, width;
+  int64_t patch[3];
+} osp_cuda_video;
+/* As osp_cpu_patchify / osp_cpu_unpatchify, each side with its own dtype. */
+osp_status osp_cuda_patchify(const void *latents, osp_dtype latents_dtype, osp_cuda_video video,
+                             void *patches, osp_dtype patches_dtype);
+osp_status osp_cuda_unpatchify(const void *tokens, osp_dtype tokens_dtype, osp_cuda_video video,
+                               void *out, osp_dtype out_dtype);
+
+/* t [B] (f32) → out [B, D] (out_dtype), as osp_cpu_timestep_embedding (angles in float64). */
+osp_status osp_cuda_timestep_embedding(const float *t, void *out, osp_dtype out_dtype, int64_t B,
+                                       int64_t D);
+
+/* ---- Attention (attention.cu: a FlashAttention-3-style kernel of our own) ------------------- */
+
+typedef struct {
+  int64_t batch;     /* B: query batch */
+  int64_t kv_batch;  /* Bk: key/value batch, divides B; query row b uses key row b mod Bk */
+  int64_t queries;   /* Nq */
+  int64_t keys;      /* Nk */
+  int64_t heads;
+  int64_t head_dim;  /* D */
+} osp_cuda_attention_shape;
+
+/* out = softmax(q·kᵀ·scale + mask) · v per (batch, head), bf16 in and out, f32 softmax and
+ * accumulation: q, out [B, Nq, heads, D]; k, v [Bk, Nk, heads, D]; key_mask NULL or u8 [B, Nk]
+ * (1 = attend). A query with every key masked gets 0. out must not overlap the inputs.
+ * Fails with OSP_ERR_UNSUPPORTED for a head_dim the kernels do not cover (the message says
+ * which ones they do). */
+osp_status osp_cuda_attention(const void *q, const void *k, const void *v,
+                              const uint8_t *key_mask, float scale, void *out,
+                              osp_cuda_attention_shape shape);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

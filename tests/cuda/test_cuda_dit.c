@@ -1,0 +1,139 @@
+/* The whole DiT forward on CUDA (bf16 weights and activations, f32 accumulation) against the CPU
+ * forward (f32) of the same model: random weights drawn on the GPU, copied to the host (so both
+ * sides hold the same bf16-rounded numbers), inputs rounded to bf16 likewise. What is left is the
+ * rounding of activations to bf16 between ops (8 significant bits), which compounds over layers:
+ * the velocity must agree within 3% of its largest magnitude, and on average within 1%.
+ * Cases: the tiny configs of the parity suite (head_dim 32/64/128, dense and Skiparse schedules)
+ * and one block shaped like Wan2.1-1.3B. Exits 77 (skip) where there is no GPU. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/rng.h"
+#include "core/status.h"
+#include "harness.h"
+#include "model/dit.h"
+#include "ops/ops.h"
+
+typedef struct {
+  const char *name;
+  int layers, heads, head_dim, ffn_dim, text_dim, freq_dim;
+  const char *schedule; /* NULL: all full */
+  int64_t latents[5];   /* B, 16, F, H, W */
+  int64_t text_rows;
+} dit_case;
+
+static osp_tensor host_tensor(int ndim, const int64_t *shape) {
+  osp_tensor t = osp_tensor_make(NULL, OSP_F32, OSP_CPU, ndim, shape);
+  t.data = calloc(1, osp_tensor_bytes(&t));
+  return t;
+}
+
+/* N(0, 1) samples rounded to bf16, so the GPU sees exactly what the CPU sees. */
+static osp_tensor random_input(int ndim, const int64_t *shape, uint32_t stream) {
+  osp_tensor t = host_tensor(ndim, shape);
+  float *x = t.data;
+  const int64_t n = osp_tensor_numel(&t);
+  osp_randn(7, stream, 0, x, (size_t)n);
+  for (int64_t i = 0; i < n; i++) x[i] = osp_bf16_to_f32(osp_f32_to_bf16(x[i]));
+  return t;
+}
+
+static osp_model_config tiny_config(const dit_case *c) {
+  osp_model_config config;
+  osp_config_preset("wan2.1-t2v-1.3b", &config);
+  config.num_layers = c->layers;
+  config.num_heads = c->heads;
+  config.head_dim = c->head_dim;
+  config.dim = c->heads * c->head_dim;
+  config.ffn_dim = c->ffn_dim;
+  config.text_dim = c->text_dim;
+  config.freq_dim = c->freq_dim;
+  memset(config.schedule, OSP_PATTERN_FULL, sizeof config.schedule);
+  config.num_full_blocks = c->layers; /* all full until a case sets its schedule */
+  return config;
+}
+
+/* max|a − b| / max|b| and mean|a − b| / mean|b|. */
+static void compare(const osp_tensor *got, const osp_tensor *want, double *max_rel, double *mean_rel) {
+  const float *g = got->data, *w = want->data;
+  double max_diff = 0, max_ref = 0, sum_diff = 0, sum_ref = 0;
+  for (int64_t i = 0; i < osp_tensor_numel(want); i++) {
+    const double d = fabs((double)g[i] - w[i]);
+    max_diff = fmax(max_diff, isnan(d) ? INFINITY : d);
+    max_ref = fmax(max_ref, fabs(w[i]));
+    sum_diff += d;
+    sum_ref += fabs(w[i]);
+  }
+  *max_rel = max_diff / max_ref;
+  *mean_rel = sum_diff / sum_ref;
+}
+
+static void run_case(const dit_case *c, osp_model_config config) {
+  if (c->schedule) {
+    CHECK(osp_config_set_schedule(c->name, c->schedule, &config) == OSP_OK);
+    CHECK(osp_config_set_sparse_ratio(c->name, 2, &config) == OSP_OK);
+  }
+  osp_dit gpu, cpu;
+  osp_status status = osp_dit_init_random(&config, 11, OSP_CUDA, &gpu);
+  CHECK(status == OSP_OK);
+  if (status != OSP_OK) {
+    fprintf(stderr, "%s: %s\n", c->name, osp_last_error());
+    return;
+  }
+  CHECK(osp_dit_to_device(&gpu, OSP_CPU, &cpu) == OSP_OK);
+  const int64_t *l = c->latents;
+  osp_tensor latents = random_input(5, l, 1);
+  osp_tensor context = random_input(3, (int64_t[]){l[0], c->text_rows, config.text_dim}, 2);
+  osp_tensor timestep = host_tensor(1, (int64_t[]){l[0]});
+  for (int64_t b = 0; b < l[0]; b++) ((float *)timestep.data)[b] = 999.0f * (float)(b + 1) / (float)(l[0] + 1);
+  osp_tensor want = host_tensor(5, l), got = host_tensor(5, l);
+  status = osp_dit_forward(&cpu, &latents, &timestep, &context, &want);
+  CHECK(status == OSP_OK);
+  if (status == OSP_OK) status = osp_dit_forward(&gpu, &latents, &timestep, &context, &got);
+  CHECK(status == OSP_OK);
+  if (status != OSP_OK) fprintf(stderr, "%s: %s\n", c->name, osp_last_error());
+  double max_rel = 0, mean_rel = 0;
+  if (status == OSP_OK) {
+    compare(&got, &want, &max_rel, &mean_rel);
+    printf("%-28s velocity vs CPU: max %.2e, mean %.2e (relative)\n", c->name, max_rel, mean_rel);
+    CHECK(max_rel <= 3e-2);
+    CHECK(mean_rel <= 1e-2);
+  }
+  free(latents.data);
+  free(context.data);
+  free(timestep.data);
+  free(want.data);
+  free(got.data);
+  osp_dit_free(&gpu);
+  osp_dit_free(&cpu);
+}
+
+int main(void) {
+  osp_arena probe;
+  if (osp_device_arena(&probe, "probe", OSP_CUDA, 64) != OSP_OK) {
+    printf("test_cuda_dit: skipped, no GPU: %s\n", osp_last_error());
+    return 77;
+  }
+  osp_arena_free(&probe);
+  static const dit_case cases[] = {
+      {"c1 1x32 dense", 1, 1, 32, 64, 16, 256, NULL, {1, 16, 1, 4, 4}, 5},
+      {"c2 2x64 dense", 2, 2, 64, 256, 32, 256, NULL, {2, 16, 3, 12, 20}, 7},
+      {"c3 3x128 dense", 3, 3, 128, 512, 16, 256, NULL, {1, 16, 5, 8, 28}, 9},
+      {"c2 2x64 token,group", 2, 2, 64, 256, 32, 256, "token,group", {2, 16, 3, 12, 20}, 7},
+      {"c3 3x128 full,token,group", 3, 3, 128, 512, 16, 256, "full,token,group", {1, 16, 5, 10, 26}, 9},
+      {"c5 3x32 full,token,full", 3, 3, 32, 160, 16, 256, "full,token,full", {1, 16, 3, 14, 18}, 4},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], tiny_config(&cases[i]));
+
+  /* One block of Wan2.1-1.3B (dim 1536, 12 heads x 128, FFN 8960, text 4096) on 2 x 8 x 8 tokens,
+   * dense and token-wise. */
+  osp_model_config wan;
+  CHECK(osp_config_preset("wan2.1-t2v-1.3b", &wan) == OSP_OK);
+  wan.num_layers = 1;
+  wan.num_full_blocks = 1;
+  run_case(&(dit_case){"wan2.1-1.3b block", .latents = {1, 16, 2, 16, 16}, .text_rows = 32}, wan);
+  run_case(&(dit_case){"wan2.1-1.3b block token", .schedule = "token", .latents = {1, 16, 2, 18, 22},
+                       .text_rows = 32}, wan);
+  return test_summary("test_cuda_dit");
+}

@@ -1,0 +1,479 @@
+/* osp bench: how fast each op, each block and the whole DiT forward run on a device, next to what
+ * the device can do. First the measured peak (a large bf16/f32 matmul; a device-to-device copy),
+ * then every op of a block at the shapes of a resolution, then whole forwards of the model with
+ * random weights, per schedule. A table on stdout, and the same numbers as JSON with --json. */
+#include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/rng.h"
+#include "core/status.h"
+#include "model/dit.h"
+#include "ops/ops.h"
+#include "sparse/plan.h"
+
+typedef struct {
+  const char *device, *preset, *resolutions, *schedules, *json, *repeat;
+  int skip_ops, skip_forward;
+} bench_arguments;
+
+typedef struct {
+  osp_device device;
+  int repeat;
+  double peak_flops, peak_bytes; /* measured: per second */
+  json_t *results;               /* array of result objects */
+} bench;
+
+/* One row of the report: time per call, and what it achieved against the measured peak. */
+static void report(bench *b, const char *section, const char *name, double seconds, double flops,
+                   double bytes) {
+  const double tflops = flops / seconds * 1e-12, gbs = bytes / seconds * 1e-9;
+  const double fraction = flops > 0 ? flops / seconds / b->peak_flops : bytes > 0 ? bytes / seconds / b->peak_bytes : 0;
+  printf("%-9s %-48s %11.3f ms", section, name, seconds * 1e3);
+  if (flops > 0)
+    printf(" %9.1f TFLOP/s %6.1f%% of peak", tflops, 100 * fraction);
+  else if (bytes > 0)
+    printf(" %9.1f GB/s    %6.1f%% of peak", gbs, 100 * fraction);
+  printf("\n");
+  fflush(stdout);
+  json_array_append_new(b->results,
+                        json_pack("{s:s, s:s, s:f, s:f, s:f, s:f, s:f, s:f}", "section", section, "name", name,
+                                  "ms", seconds * 1e3, "flops", flops, "bytes", bytes, "tflops", tflops,
+                                  "gbs", gbs, "peak_fraction", fraction));
+}
+
+/* ---- Timing ------------------------------------------------------------------------------ */
+
+typedef osp_status (*bench_call)(void *context);
+
+/* Seconds per call: one warm-up call, then `repeat` calls between two synchronisations. */
+static osp_status time_call(const bench *b, bench_call call, void *context, double *seconds) {
+  OSP_TRY(call(context));
+  OSP_TRY(osp_device_synchronize(b->device));
+  const double start = osp_seconds();
+  for (int i = 0; i < b->repeat; i++) OSP_TRY(call(context));
+  OSP_TRY(osp_device_synchronize(b->device));
+  *seconds = (osp_seconds() - start) / b->repeat;
+  return OSP_OK;
+}
+
+/* ---- Op contexts ------------------------------------------------------------------------- */
+
+typedef struct {
+  const osp_tensor *x, *w, *bias;
+  osp_tensor *y;
+} linear_call;
+static osp_status run_linear(void *p) {
+  linear_call *c = p;
+  return osp_linear(c->x, c->w, c->bias, c->y);
+}
+
+typedef struct {
+  const osp_tensor *q, *k, *v, *mask, *scratch;
+  osp_tensor *out;
+  float scale;
+} attention_call;
+static osp_status run_attention(void *p) {
+  attention_call *c = p;
+  return osp_attention(c->q, c->k, c->v, c->mask, c->scale, c->scratch, c->out);
+}
+
+typedef struct {
+  const osp_tensor *a, *b, *c;
+  osp_tensor *y;
+  const osp_tensor *index;
+  float eps;
+} rows_call;
+static osp_status run_layernorm(void *p) {
+  rows_call *c = p;
+  return osp_layernorm(c->a, NULL, NULL, c->eps, c->y);
+}
+static osp_status run_rmsnorm(void *p) {
+  rows_call *c = p;
+  return osp_rmsnorm(c->a, c->b, c->eps, c->y);
+}
+static osp_status run_modulate(void *p) {
+  rows_call *c = p;
+  return osp_modulate(c->a, c->b, c->c, c->y);
+}
+static osp_status run_gated_add(void *p) {
+  rows_call *c = p;
+  return osp_gated_add(c->y, c->a, c->b);
+}
+static osp_status run_gelu(void *p) {
+  rows_call *c = p;
+  return osp_gelu_tanh(c->a, c->y);
+}
+static osp_status run_rope(void *p) {
+  rows_call *c = p;
+  return osp_rope_apply(c->y, c->a, c->b);
+}
+static osp_status run_gather(void *p) {
+  rows_call *c = p;
+  return osp_gather_rows(c->a, c->index, c->y);
+}
+static osp_status run_copy(void *p) {
+  rows_call *c = p;
+  return osp_copy(c->a, c->y);
+}
+
+/* ---- Peak -------------------------------------------------------------------------------- */
+
+/* The device's own ceiling for this run: an 8192³ matmul and a 1 GiB device-to-device copy. */
+static osp_status measure_peak(bench *b) {
+  const osp_dtype dtype = osp_device_dtype(b->device);
+  const int64_t n = b->device == OSP_CPU ? 2048 : 8192, bytes = 1 << 30;
+  const int64_t copy_elements = bytes / (int64_t)osp_dtype_size(dtype);
+  osp_arena arena;
+  size_t need = 3 * osp_arena_align((size_t)(n * n) * osp_dtype_size(dtype)) + 2 * osp_arena_align((size_t)bytes);
+  OSP_TRY(osp_device_arena(&arena, "bench peak", b->device, need));
+  osp_tensor x, w, y, src, dst;
+  osp_status status = OSP_OK;
+  const int64_t square[2] = {n, n};
+  osp_tensor *squares[3] = {&x, &w, &y};
+  for (int i = 0; i < 3 && status == OSP_OK; i++) status = osp_arena_tensor(&arena, dtype, 2, square, squares[i]);
+  if (status == OSP_OK) status = osp_arena_tensor(&arena, dtype, 1, &copy_elements, &src);
+  if (status == OSP_OK) status = osp_arena_tensor(&arena, dtype, 1, &copy_elements, &dst);
+  if (status == OSP_OK) status = osp_randn_fill(1, 0, 1.0f, &x);
+  if (status == OSP_OK) status = osp_randn_fill(1, 1, 1.0f, &w);
+  if (status == OSP_OK) status = osp_randn_fill(1, 2, 1.0f, &src);
+  double seconds = 0;
+  linear_call matmul = {&x, &w, NULL, &y};
+  if (status == OSP_OK) status = time_call(b, run_linear, &matmul, &seconds);
+  if (status == OSP_OK) b->peak_flops = 2.0 * n * n * n / seconds;
+  rows_call copy = {.a = &src, .y = &dst};
+  if (status == OSP_OK) status = time_call(b, run_copy, &copy, &seconds);
+  if (status == OSP_OK) b->peak_bytes = 2.0 * bytes / seconds;
+  osp_arena_free(&arena);
+  if (status == OSP_OK) {
+    report(b, "peak", "matmul (the ceiling for FLOP rates)", 2.0 * n * n * n / b->peak_flops, 2.0 * n * n * n, 0);
+    report(b, "peak", "copy (the ceiling for byte rates)", 2.0 * bytes / b->peak_bytes, 0, 2.0 * bytes);
+  }
+  return status;
+}
+
+/* ---- Ops of one block -------------------------------------------------------------------- */
+
+/* A resolution as latent frames × height × width (Wan's VAE: 4× in time, 8× in space). */
+typedef struct {
+  const char *name;
+  int64_t latent[3];
+} resolution;
+
+static const resolution resolutions[] = {
+    {"480p", {21, 60, 104}}, {"720p", {21, 90, 160}}, {"768p", {21, 96, 160}},
+};
+
+static osp_status find_resolution(const char *name, resolution *out) {
+  for (size_t i = 0; i < sizeof resolutions / sizeof resolutions[0]; i++)
+    if (!strcmp(name, resolutions[i].name)) {
+      *out = resolutions[i];
+      return OSP_OK;
+    }
+  long long f, h, w;
+  char end;
+  if (sscanf(name, "%lldx%lldx%lld%c", &f, &h, &w, &end) == 3 && f > 0 && h > 0 && w > 0) {
+    *out = (resolution){name, {f, h, w}};
+    return OSP_OK;
+  }
+  return osp_fail(OSP_ERR_ARGUMENT, "--res: expected 480p, 720p, 768p or latent FxHxW, found '%s'", name);
+}
+
+typedef struct {
+  osp_tensor x, y, hidden, q, k, v, out, w_c, w_ffn_in, w_ffn_out, bias_c, bias_ffn, norm_w, shift, scale;
+  osp_tensor context_k, context_v, rope_cos, rope_sin, index, mask, sparse_q, sparse_k, sparse_v, sparse_out;
+  osp_tensor scratch; /* of osp_attention, where the device needs one */
+} op_tensors;
+
+/* Every operand of one block's ops at N tokens (S slots in the Skiparse layout), from one arena. */
+static osp_status allocate_op_tensors(osp_arena *a, const osp_model_config *c, const osp_sparse_plan *plan,
+                                      int64_t N, op_tensors *t) {
+  const osp_dtype D = osp_device_dtype(a->device);
+  const int64_t C = c->dim, F = c->ffn_dim, H = c->num_heads, Dh = c->head_dim, L = 512;
+  const osp_layout *sparse = &plan->layout[OSP_PATTERN_TOKEN];
+  const int64_t S = sparse->rows * sparse->tokens;
+  struct {
+    osp_tensor *t;
+    osp_dtype dtype;
+    int ndim;
+    int64_t shape[4];
+  } list[] = {
+      {&t->x, D, 2, {S, C}}, {&t->y, D, 2, {S, C}}, {&t->hidden, D, 2, {N, F}},
+      {&t->q, D, 4, {1, N, H, Dh}}, {&t->k, D, 4, {1, N, H, Dh}}, {&t->v, D, 4, {1, N, H, Dh}},
+      {&t->out, D, 4, {1, N, H, Dh}}, {&t->w_c, D, 2, {C, C}}, {&t->w_ffn_in, D, 2, {F, C}},
+      {&t->w_ffn_out, D, 2, {C, F}}, {&t->bias_c, D, 1, {C}}, {&t->bias_ffn, D, 1, {F}},
+      {&t->norm_w, D, 1, {C}}, {&t->shift, OSP_F32, 2, {1, C}}, {&t->scale, OSP_F32, 2, {1, C}},
+      {&t->context_k, D, 4, {1, L, H, Dh}}, {&t->context_v, D, 4, {1, L, H, Dh}},
+      {&t->rope_cos, OSP_F32, 2, {N, Dh / 2}}, {&t->rope_sin, OSP_F32, 2, {N, Dh / 2}},
+      {&t->index, OSP_I32, 1, {S}}, {&t->mask, OSP_U8, 2, {sparse->rows, sparse->tokens}},
+      {&t->sparse_q, D, 4, {sparse->rows, sparse->tokens, H, Dh}},
+      {&t->sparse_k, D, 4, {sparse->rows, sparse->tokens, H, Dh}},
+      {&t->sparse_v, D, 4, {sparse->rows, sparse->tokens, H, Dh}},
+      {&t->sparse_out, D, 4, {sparse->rows, sparse->tokens, H, Dh}},
+  };
+  for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
+    OSP_TRY(osp_arena_tensor(a, list[i].dtype, list[i].ndim, list[i].shape, list[i].t));
+  const int64_t scratch = (int64_t)osp_attention_scratch_bytes(a->device);
+  return scratch ? osp_arena_tensor(a, OSP_U8, 1, &scratch, &t->scratch) : OSP_OK;
+}
+
+/* Fills the operands: random values, the plan's switch table and key mask. */
+static osp_status fill_op_tensors(const osp_sparse_plan *plan, op_tensors *t) {
+  osp_tensor *random[] = {&t->x, &t->y, &t->hidden, &t->q, &t->k, &t->v, &t->w_c, &t->w_ffn_in,
+                          &t->w_ffn_out, &t->bias_c, &t->bias_ffn, &t->norm_w, &t->shift, &t->scale,
+                          &t->context_k, &t->context_v, &t->rope_cos, &t->rope_sin, &t->sparse_q,
+                          &t->sparse_k, &t->sparse_v};
+  for (size_t i = 0; i < sizeof random / sizeof random[0]; i++)
+    OSP_TRY(osp_randn_fill(3, (uint32_t)i, 0.1f, random[i]));
+  OSP_TRY(osp_copy(&plan->gather[OSP_PATTERN_TOKEN][OSP_PATTERN_GROUP], &t->index));
+  const osp_tensor *mask = &plan->key_mask[OSP_PATTERN_TOKEN];
+  return mask->data ? osp_copy(mask, &t->mask) : OSP_OK; /* no padding, no mask */
+}
+
+static osp_status bench_ops(bench *b, const osp_model_config *config, const resolution *r) {
+  osp_model_config c = *config; /* a plan that holds both Skiparse layouts and the switch between them */
+  c.num_layers = 2;
+  c.schedule[0] = OSP_PATTERN_TOKEN;
+  c.schedule[1] = OSP_PATTERN_GROUP;
+  c.sparse_ratio = 2;
+  const int64_t grid[3] = {r->latent[0] / c.patch_size[0], r->latent[1] / c.patch_size[1], r->latent[2] / c.patch_size[2]};
+  const int64_t N = grid[0] * grid[1] * grid[2], C = c.dim, F = c.ffn_dim, H = c.num_heads, Dh = c.head_dim;
+  osp_arena measure_host = osp_arena_measuring("plan"), host, measure = osp_arena_measuring("bench ops"), arena;
+  osp_sparse_plan plan;
+  op_tensors t = {0};
+  OSP_TRY(osp_sparse_plan_make(&c, 1, grid, &measure_host, &plan));
+  measure.device = b->device;
+  OSP_TRY(allocate_op_tensors(&measure, &c, &plan, N, &t));
+  OSP_TRY(osp_arena_init(&host, "plan", measure_host.peak));
+  osp_status status = osp_sparse_plan_make(&c, 1, grid, &host, &plan);
+  if (status == OSP_OK) status = osp_device_arena(&arena, "bench ops", b->device, measure.peak);
+  if (status != OSP_OK) {
+    osp_arena_free(&host);
+    return status;
+  }
+  status = allocate_op_tensors(&arena, &c, &plan, N, &t);
+  if (status == OSP_OK) status = fill_op_tensors(&plan, &t);
+  const osp_layout *sparse = &plan.layout[OSP_PATTERN_TOKEN];
+  const int64_t S = sparse->rows * sparse->tokens;
+  const double e = (double)osp_dtype_size(t.x.dtype), n_c = (double)N * C;
+  char name[96];
+  double s = 0;
+#define BENCH(fn, ctx, label, flops, bytes)                                          \
+  if (status == OSP_OK) {                                                            \
+    status = time_call(b, fn, ctx, &s);                                              \
+    snprintf(name, sizeof name, "%s %s", r->name, label);                            \
+    if (status == OSP_OK) report(b, "op", name, s, flops, bytes);                    \
+  }
+  osp_tensor x = t.x, y = t.y;
+  x.shape[0] = y.shape[0] = N; /* natural order: the first N slots */
+  linear_call proj = {&x, &t.w_c, &t.bias_c, &y};
+  BENCH(run_linear, &proj, "linear q/k/v/o (N x C x C)", 2.0 * N * C * C, 0);
+  linear_call ffn_in = {&x, &t.w_ffn_in, &t.bias_ffn, &t.hidden};
+  BENCH(run_linear, &ffn_in, "linear ffn in (N x C -> F)", 2.0 * N * C * F, 0);
+  linear_call ffn_out = {&t.hidden, &t.w_ffn_out, &t.bias_c, &x};
+  BENCH(run_linear, &ffn_out, "linear ffn out (N x F -> C)", 2.0 * N * C * F, 0);
+  const float scale = 1.0f / sqrtf((float)Dh);
+  const osp_tensor *scratch = t.scratch.data ? &t.scratch : NULL;
+  attention_call full = {&t.q, &t.k, &t.v, NULL, scratch, &t.out, scale};
+  BENCH(run_attention, &full, "attention full", 4.0 * N * N * H * Dh, 0);
+  const bool padded = plan.key_mask[OSP_PATTERN_TOKEN].data != NULL;
+  attention_call skip = {&t.sparse_q, &t.sparse_k, &t.sparse_v, padded ? &t.mask : NULL, scratch, &t.sparse_out, scale};
+  const double rows = (double)sparse->rows, per_row = (double)sparse->tokens;
+  BENCH(run_attention, &skip, padded ? "attention skiparse (P=2, key mask)" : "attention skiparse (P=2)", 4.0 * rows * per_row * per_row * H * Dh, 0);
+  attention_call cross = {&t.q, &t.context_k, &t.context_v, NULL, scratch, &t.out, scale};
+  BENCH(run_attention, &cross, "attention cross (512 keys)", 4.0 * N * 512 * H * Dh, 0);
+  osp_tensor x3 = x, y3 = y;
+  x3.ndim = y3.ndim = 3;
+  x3.shape[0] = y3.shape[0] = 1, x3.shape[1] = y3.shape[1] = N, x3.shape[2] = y3.shape[2] = C;
+  x3.stride[2] = y3.stride[2] = 1, x3.stride[1] = y3.stride[1] = C, x3.stride[0] = y3.stride[0] = N * C;
+  rows_call norm = {.a = &x, .b = &t.norm_w, .y = &y, .eps = 1e-6f};
+  BENCH(run_layernorm, &norm, "layernorm", 0, 2 * n_c * e);
+  BENCH(run_rmsnorm, &norm, "rmsnorm", 0, 2 * n_c * e);
+  rows_call modulate = {.a = &x3, .b = &t.shift, .c = &t.scale, .y = &y3};
+  BENCH(run_modulate, &modulate, "modulate", 0, 2 * n_c * e);
+  rows_call gated = {.a = &x3, .b = &t.shift, .y = &y3};
+  BENCH(run_gated_add, &gated, "gated residual add", 0, 3 * n_c * e);
+  rows_call gelu = {.a = &t.hidden, .y = &t.hidden};
+  BENCH(run_gelu, &gelu, "gelu (N x F)", 0, 2.0 * N * F * e);
+  rows_call rope = {.a = &t.rope_cos, .b = &t.rope_sin, .y = &t.q};
+  BENCH(run_rope, &rope, "rope on q", 0, 2 * n_c * e + 2.0 * N * Dh / 2 * 4);
+  rows_call gather = {.a = &t.x, .index = &t.index, .y = &t.y};
+  BENCH(run_gather, &gather, "skiparse switch token -> group (gather)", 0, 2.0 * S * C * e);
+#undef BENCH
+  osp_arena_free(&arena);
+  osp_arena_free(&host);
+  return status;
+}
+
+/* ---- Whole forwards ---------------------------------------------------------------------- */
+
+static osp_status random_host(int ndim, const int64_t *shape, uint32_t stream, osp_tensor *t) {
+  *t = osp_tensor_make(NULL, OSP_F32, OSP_CPU, ndim, shape);
+  t->data = malloc(osp_tensor_bytes(t));
+  if (!t->data) return osp_fail(OSP_ERR_MEMORY, "bench: no host memory for inputs");
+  osp_randn(5, stream, 0, t->data, (size_t)osp_tensor_numel(t));
+  return OSP_OK;
+}
+
+static osp_status bench_forward(bench *b, const osp_dit *dit, const resolution *r, const char *schedule) {
+  osp_dit scheduled = *dit;
+  OSP_TRY(osp_config_set_schedule("--schedule", schedule, &scheduled.config));
+  const osp_model_config *c = &scheduled.config;
+  const int64_t latent[5] = {1, c->in_channels, r->latent[0], r->latent[1], r->latent[2]};
+  const int64_t out[5] = {1, c->out_channels, r->latent[0], r->latent[1], r->latent[2]};
+  const int64_t grid[3] = {r->latent[0] / c->patch_size[0], r->latent[1] / c->patch_size[1], r->latent[2] / c->patch_size[2]};
+  osp_tensor latents = {0}, context = {0}, timestep = {0}, velocity = {0};
+  osp_status status = random_host(5, latent, 1, &latents);
+  if (status == OSP_OK) status = random_host(3, (int64_t[]){1, 512, c->text_dim}, 2, &context);
+  if (status == OSP_OK) status = random_host(1, (int64_t[]){1}, 3, &timestep);
+  if (status == OSP_OK) status = random_host(5, out, 4, &velocity);
+  if (status == OSP_OK) ((float *)timestep.data)[0] = 500.0f;
+  osp_dit_timing *timing = calloc(1, sizeof *timing);
+  if (!timing && status == OSP_OK) status = osp_fail(OSP_ERR_MEMORY, "bench: no memory for timings");
+  /* a warm-up forward (plans, library handles), then the timed one */
+  if (status == OSP_OK) status = osp_dit_forward(&scheduled, &latents, &timestep, &context, &velocity);
+  if (status == OSP_OK) status = osp_dit_forward_timed(&scheduled, &latents, &timestep, &context, &velocity, timing);
+  if (status == OSP_OK) {
+    double by_pattern[OSP_PATTERN_COUNT] = {0}, flops_by_pattern[OSP_PATTERN_COUNT] = {0}, flops = 0;
+    int count[OSP_PATTERN_COUNT] = {0};
+    for (int i = 0; i < c->num_layers; i++) {
+      const osp_dit_flops f = osp_dit_block_flops(c, i, 1, grid, 512);
+      by_pattern[c->schedule[i]] += timing->block_seconds[i];
+      flops_by_pattern[c->schedule[i]] += f.self_attention + f.rest;
+      count[c->schedule[i]]++;
+      flops += f.self_attention + f.rest;
+    }
+    char name[128];
+    const char *pattern_names[OSP_PATTERN_COUNT] = {"full", "token", "group"};
+    for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
+      if (!count[k]) continue;
+      snprintf(name, sizeof name, "%s %s: one %s block (mean of %d)", r->name, schedule, pattern_names[k], count[k]);
+      report(b, "block", name, by_pattern[k] / count[k], flops_by_pattern[k] / count[k], 0);
+    }
+    snprintf(name, sizeof name, "%s %s: layout changes", r->name, schedule);
+    report(b, "forward", name, timing->layout_seconds, 0, 0);
+    snprintf(name, sizeof name, "%s %s: %d-block forward", r->name, schedule, c->num_layers);
+    report(b, "forward", name, timing->total_seconds, flops, 0);
+  }
+  free(timing);
+  free(latents.data);
+  free(context.data);
+  free(timestep.data);
+  free(velocity.data);
+  return status;
+}
+
+/* ---- The command ------------------------------------------------------------------------- */
+
+/* Calls fn(b, item) for each comma-separated item of a list. */
+static osp_status for_each_item(const char *list, osp_status (*fn)(void *, const char *), void *context) {
+  char *copy = strdup(list), *save = NULL;
+  if (!copy) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+  osp_status status = OSP_OK;
+  for (char *item = strtok_r(copy, ",", &save); item && status == OSP_OK; item = strtok_r(NULL, ",", &save))
+    status = fn(context, item);
+  free(copy);
+  return status;
+}
+
+typedef struct {
+  bench *b;
+  const bench_arguments *a;
+  const osp_model_config *config;
+  const osp_dit *dit;
+  resolution res;
+} run_context;
+
+static osp_status ops_at(void *p, const char *name) {
+  run_context *r = p;
+  OSP_TRY(find_resolution(name, &r->res));
+  return bench_ops(r->b, r->config, &r->res);
+}
+
+static osp_status forward_with(void *p, const char *schedule) {
+  run_context *r = p;
+  return bench_forward(r->b, r->dit, &r->res, schedule);
+}
+
+static osp_status forwards_at(void *p, const char *name) {
+  run_context *r = p;
+  OSP_TRY(find_resolution(name, &r->res));
+  return for_each_item(r->a->schedules, forward_with, r);
+}
+
+static osp_status write_json(const char *path, const bench *b, const char *model) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  json_t *root = json_pack("{s:s, s:s, s:f, s:f, s:O}", "device", b->device == OSP_CUDA ? "cuda" : "cpu",
+                           "model", model, "peak_tflops", b->peak_flops * 1e-12, "peak_gbs",
+                           b->peak_bytes * 1e-9, "results", b->results);
+  int rc = json_dump_file(root, tmp, JSON_INDENT(1));
+  json_decref(root);
+  if (rc != 0 || rename(tmp, path) != 0) return osp_fail(OSP_ERR_IO, "%s: cannot write the JSON report", path);
+  return OSP_OK;
+}
+
+static osp_status run(const bench_arguments *a) {
+  bench b = {.repeat = 5, .results = json_array()};
+  if (!a->device || !strcmp(a->device, "cuda")) b.device = OSP_CUDA;
+  else if (!strcmp(a->device, "cpu")) b.device = OSP_CPU;
+  else return osp_fail(OSP_ERR_ARGUMENT, "--device expects cpu or cuda, found '%s'", a->device);
+  if (a->repeat) b.repeat = atoi(a->repeat) > 0 ? atoi(a->repeat) : 1;
+  const char *model = a->preset ? a->preset : "wan2.1-t2v-14b";
+  osp_model_config config;
+  OSP_TRY(osp_config_preset(model, &config));
+  printf("osp bench: %s on %s, %d calls per op\n", model, b.device == OSP_CUDA ? "cuda" : "cpu", b.repeat);
+  osp_status status = measure_peak(&b);
+  run_context r = {.b = &b, .a = a, .config = &config};
+  if (status == OSP_OK && !a->skip_ops) status = for_each_item(a->resolutions, ops_at, &r);
+  osp_dit dit = {0};
+  if (status == OSP_OK && !a->skip_forward) {
+    const double start = osp_seconds();
+    status = osp_dit_init_random(&config, 1, b.device, &dit);
+    if (status == OSP_OK) printf("random %s weights on the device in %.1f s\n", model, osp_seconds() - start);
+    r.dit = &dit;
+    if (status == OSP_OK) status = for_each_item(a->resolutions, forwards_at, &r);
+    printf("peak device memory: %.2f GiB\n", osp_device_peak_bytes(b.device) / 1073741824.0);
+  }
+  if (status == OSP_OK && a->json) status = write_json(a->json, &b, model);
+  osp_dit_free(&dit);
+  json_decref(b.results);
+  return status;
+}
+
+int cmd_bench(int argc, char **argv) {
+  bench_arguments a = {.resolutions = "720p,768p", .schedules = "full,dual_end"};
+  cli_option options[] = {
+      {"--device", NULL, "cpu|cuda", "where to run (default cuda)", &a.device, NULL},
+      {"--preset", NULL, "NAME", "the model (default wan2.1-t2v-14b; random weights)", &a.preset, NULL},
+      {"--res", NULL, "LIST", "resolutions: 480p, 720p, 768p or latent FxHxW (default 720p,768p)", &a.resolutions, NULL},
+      {"--schedule", NULL, "LIST", "forward schedules, as osp dit --schedule (default full,dual_end)", &a.schedules, NULL},
+      {"--repeat", NULL, "N", "timed calls per op (default 5)", &a.repeat, NULL},
+      {"--no-ops", NULL, NULL, "skip the per-op section", NULL, &a.skip_ops},
+      {"--no-forward", NULL, NULL, "skip the whole-forward section", NULL, &a.skip_forward},
+      {"--json", NULL, "FILE", "also write every number as JSON", &a.json, NULL},
+      {0},
+  };
+  cli_command command = {
+      .name = "bench",
+      .usage = "osp bench [--device cuda] [--preset wan2.1-t2v-14b] [--res 720p,768p] [--json FILE]",
+      .summary = "Times every op, block and the whole forward against the device's measured peak.",
+      .details = "The peak is measured in the same run: an 8192^3 matmul for FLOP rates, a 1 GiB\n"
+                 "device-to-device copy for byte rates. Ops run at the shapes of one block of the model\n"
+                 "at each resolution (the Skiparse ones at sparse ratio 2); forwards use random\n"
+                 "weights, one warm-up forward before the timed one. Times are wall-clock between\n"
+                 "device synchronisations. bench/torch_wan.py times the same work in PyTorch.",
+      .options = options,
+  };
+  int rc = cli_parse(&command, argc, argv);
+  if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+  osp_status status = run(&a);
+  return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+}
