@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/status.h"
+
 void cli_print_help(const cli_command *command, FILE *out) {
   fprintf(out, "usage: %s\n\n%s\n", command->usage, command->summary);
   if (command->details) fprintf(out, "\n%s\n", command->details);
@@ -70,4 +72,12 @@ int cli_parse_count(const cli_command *command, const char *option, const char *
     return cli_usage_error(command, "%s expects a non-negative integer, found '%s'", option, text);
   *out = v;
   return CLI_EXIT_OK;
+}
+
+osp_status cli_parse_device(const char *name, osp_device fallback, osp_device *device) {
+  if (!name) *device = fallback;
+  else if (!strcmp(name, "cpu")) *device = OSP_CPU;
+  else if (!strcmp(name, "cuda")) *device = OSP_CUDA;
+  else return osp_fail(OSP_ERR_ARGUMENT, "--device expects cpu or cuda, found '%s'", name);
+  return OSP_OK;
 }

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 
+#include "core/tensor.h"
 #include "osp.h"
 
 typedef struct {
@@ -36,6 +37,9 @@ void cli_print_help(const cli_command *command, FILE *out);
 int cli_usage_error(const cli_command *command, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* A failed operation: prints "osp: error: <osp_last_error()>", returns CLI_EXIT_FAILURE. */
 int cli_failure(osp_status status);
+
+/* A --device value: "cpu" or "cuda"; NULL gives `fallback`. */
+osp_status cli_parse_device(const char *name, osp_device fallback, osp_device *device);
 
 /* Parses a non-negative integer option value; a usage error names the option otherwise. */
 int cli_parse_count(const cli_command *command, const char *option, const char *text, long long *out);

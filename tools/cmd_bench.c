@@ -21,6 +21,7 @@
 
 typedef struct {
   const char *device, *preset, *resolutions, *schedules, *json, *repeat;
+  long long repeat_count; /* --repeat, parsed */
   int skip_ops, skip_forward;
 } bench_arguments;
 
@@ -421,14 +422,12 @@ static osp_status write_json(const char *path, const bench *b, const char *model
 }
 
 static osp_status run(const bench_arguments *a) {
-  bench b = {.repeat = 5, .results = json_array()};
-  if (!a->device || !strcmp(a->device, "cuda")) b.device = OSP_CUDA;
-  else if (!strcmp(a->device, "cpu")) b.device = OSP_CPU;
-  else return osp_fail(OSP_ERR_ARGUMENT, "--device expects cpu or cuda, found '%s'", a->device);
-  if (a->repeat) b.repeat = atoi(a->repeat) > 0 ? atoi(a->repeat) : 1;
+  bench b = {.repeat = (int)a->repeat_count};
+  OSP_TRY(cli_parse_device(a->device, OSP_CUDA, &b.device));
   const char *model = a->preset ? a->preset : "wan2.1-t2v-14b";
   osp_model_config config;
   OSP_TRY(osp_config_preset(model, &config));
+  b.results = json_array();
   printf("osp bench: %s on %s, %d calls per op\n", model, b.device == OSP_CUDA ? "cuda" : "cpu", b.repeat);
   osp_status status = measure_peak(&b);
   run_context r = {.b = &b, .a = a, .config = &config};
@@ -449,7 +448,7 @@ static osp_status run(const bench_arguments *a) {
 }
 
 int cmd_bench(int argc, char **argv) {
-  bench_arguments a = {.resolutions = "720p,768p", .schedules = "full,dual_end"};
+  bench_arguments a = {.resolutions = "720p,768p", .schedules = "full,dual_end", .repeat_count = 5};
   cli_option options[] = {
       {"--device", NULL, "cpu|cuda", "where to run (default cuda)", &a.device, NULL},
       {"--preset", NULL, "NAME", "the model (default wan2.1-t2v-14b; random weights)", &a.preset, NULL},
@@ -474,6 +473,9 @@ int cmd_bench(int argc, char **argv) {
   };
   int rc = cli_parse(&command, argc, argv);
   if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+  if (a.repeat && (rc = cli_parse_count(&command, "--repeat", a.repeat, &a.repeat_count))) return rc;
+  if (a.repeat_count < 1 || a.repeat_count > 1000000)
+    return cli_usage_error(&command, "--repeat expects 1 to 1000000 calls, found %lld", a.repeat_count);
   osp_status status = run(&a);
   return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
 }

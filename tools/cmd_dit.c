@@ -120,18 +120,11 @@ static osp_status check_output_directory(const char *output) {
   return status;
 }
 
-static osp_status parse_device(const char *name, osp_device *device) {
-  if (!name || !strcmp(name, "cpu")) *device = OSP_CPU;
-  else if (!strcmp(name, "cuda")) *device = OSP_CUDA;
-  else return osp_fail(OSP_ERR_ARGUMENT, "--device expects cpu or cuda, found '%s'", name);
-  return OSP_OK;
-}
-
 /* The model on its device: random weights are drawn there; a file is read on the host and its
  * weights copied over (bf16 on CUDA). */
 static osp_status load_model(const dit_arguments *a, const osp_model_config *config, osp_dit *dit) {
   osp_device device;
-  OSP_TRY(parse_device(a->device, &device));
+  OSP_TRY(cli_parse_device(a->device, OSP_CPU, &device));
   if (a->random_seed) {
     char *end;
     unsigned long long seed = strtoull(a->random_seed, &end, 10);

@@ -2,6 +2,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/status.h"
 
@@ -123,6 +124,26 @@ osp_status ops_check_in_out(ops_call *call, const osp_tensor *x, const osp_tenso
     return osp_fail(OSP_ERR_ARGUMENT, "%s: y: in place, but its dtype %s differs from x's %s",
                     call->op, osp_dtype_name(y->dtype), osp_dtype_name(x->dtype));
   return ops_check_in_place_or_disjoint(call, "y", y, "x", x);
+}
+
+osp_status ops_host_copy(const ops_call *call, const char *name, const osp_tensor *t, osp_tensor *host) {
+  *host = *t;
+  if (t->device == OSP_CPU) return OSP_OK;
+  host->device = OSP_CPU;
+  host->data = malloc(osp_tensor_bytes(t));
+  if (!host->data) return osp_fail(OSP_ERR_MEMORY, "%s: %s: no host memory for a copy", call->op, name);
+#ifdef OSP_HAVE_CUDA
+  const osp_status status = osp_cuda_copy_to_host(host->data, t->data, osp_tensor_bytes(t));
+#else
+  const osp_status status = osp_fail(OSP_ERR_UNSUPPORTED, "%s: this build has no CUDA backend", call->op);
+#endif
+  if (status != OSP_OK) ops_release_host_copy(t, host);
+  return status;
+}
+
+void ops_release_host_copy(const osp_tensor *t, osp_tensor *host) {
+  if (host->data != t->data) free(host->data);
+  host->data = NULL;
 }
 
 osp_status ops_check_blas_size(const ops_call *call, const char *what, int64_t size) {

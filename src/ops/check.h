@@ -63,6 +63,12 @@ osp_status ops_check_in_place_or_disjoint(const ops_call *call, const char *name
  * dtypes may differ on CUDA), y either x itself (in place) or apart from it. */
 osp_status ops_check_in_out(ops_call *call, const osp_tensor *x, const osp_tensor *y);
 
+/* The operand as a host tensor, for checks that read its values (index tables, positions): t
+ * itself on the CPU; on CUDA a copy in host memory (a small table beside the rows it governs).
+ * Give it back with ops_release_host_copy. */
+osp_status ops_host_copy(const ops_call *call, const char *name, const osp_tensor *t, osp_tensor *host);
+void ops_release_host_copy(const osp_tensor *t, osp_tensor *host);
+
 /* A size the CPU backend passes to OpenBLAS, whose sizes are 32-bit ints. */
 osp_status ops_check_blas_size(const ops_call *call, const char *what, int64_t size);
 

@@ -1,5 +1,3 @@
-#include <stdlib.h>
-
 #include "core/status.h"
 #include "cpu/cpu.h"
 #include "ops/check.h"
@@ -21,31 +19,21 @@ static osp_status check_destination(const ops_call *call, const osp_tensor *src,
 }
 
 /* Every index value is below src's row count (a negative one asks for a row of zeros). It reads
- * the values: on CUDA from a copy on the host (a table of one int per row, small beside the rows
- * it moves). */
+ * the values (on CUDA, a host copy of them). */
 static osp_status check_index_values(const ops_call *call, const osp_tensor *index,
                                      int64_t src_rows) {
-#ifdef OSP_HAVE_CUDA
-  if (index->device == OSP_CUDA) {
-    int32_t *copy = malloc(osp_tensor_bytes(index));
-    if (!copy) return osp_fail(OSP_ERR_MEMORY, "%s: index: no memory for a host copy", call->op);
-    osp_tensor host = *index;
-    host.data = copy;
-    host.device = OSP_CPU;
-    osp_status status = osp_cuda_copy_to_host(copy, index->data, osp_tensor_bytes(index));
-    if (status == OSP_OK) status = check_index_values(call, &host, src_rows);
-    free(copy);
-    return status;
-  }
-#endif
-  const int32_t *values = index->data;
-  for (int64_t i = 0; i < index->shape[0]; i++)
+  osp_tensor host;
+  OSP_TRY(ops_host_copy(call, "index", index, &host));
+  const int32_t *values = host.data;
+  osp_status status = OSP_OK;
+  for (int64_t i = 0; i < index->shape[0] && status == OSP_OK; i++)
     if (values[i] >= src_rows)
-      return osp_fail(OSP_ERR_ARGUMENT,
-                      "%s: index: expected values below %lld (the rows of src), found %d at "
-                      "position %lld",
-                      call->op, (long long)src_rows, values[i], (long long)i);
-  return OSP_OK;
+      status = osp_fail(OSP_ERR_ARGUMENT,
+                        "%s: index: expected values below %lld (the rows of src), found %d at "
+                        "position %lld",
+                        call->op, (long long)src_rows, values[i], (long long)i);
+  ops_release_host_copy(index, &host);
+  return status;
 }
 
 osp_status osp_gather_rows(const osp_tensor *src, const osp_tensor *index, osp_tensor *dst) {

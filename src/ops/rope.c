@@ -1,5 +1,4 @@
 #include <stdbool.h>
-#include <stdlib.h>
 
 #include "core/status.h"
 #include "cpu/cpu.h"
@@ -35,17 +34,21 @@ osp_status osp_rope_tables(int T, int H, int W, int head_dim, osp_tensor *cos, o
 }
 
 /* A token row (t ≥ 0) has h, w ≥ 0; a padding row (t < 0) may hold anything. It reads the
- * values, so on CUDA it runs on a host copy. */
+ * values (on CUDA, a host copy of them). */
 static osp_status check_position_values(const ops_call *call, const osp_tensor *positions) {
-  for (int64_t m = 0; m < positions->shape[0]; m++) {
-    const int32_t *p = (const int32_t *)positions->data + 3 * m;
+  osp_tensor host;
+  OSP_TRY(ops_host_copy(call, "positions", positions, &host));
+  osp_status status = OSP_OK;
+  for (int64_t m = 0; m < positions->shape[0] && status == OSP_OK; m++) {
+    const int32_t *p = (const int32_t *)host.data + 3 * m;
     if (p[0] >= 0 && (p[1] < 0 || p[2] < 0))
-      return osp_fail(OSP_ERR_ARGUMENT,
-                      "%s: positions: expected h, w >= 0 where t >= 0, found (%d, %d, %d) at row "
-                      "%lld",
-                      call->op, p[0], p[1], p[2], (long long)m);
+      status = osp_fail(OSP_ERR_ARGUMENT,
+                        "%s: positions: expected h, w >= 0 where t >= 0, found (%d, %d, %d) at "
+                        "row %lld",
+                        call->op, p[0], p[1], p[2], (long long)m);
   }
-  return OSP_OK;
+  ops_release_host_copy(positions, &host);
+  return status;
 }
 
 osp_status osp_rope_tables_at(const osp_tensor *positions, int head_dim, osp_tensor *cos,
@@ -59,20 +62,11 @@ osp_status osp_rope_tables_at(const osp_tensor *positions, int head_dim, osp_ten
   OSP_TRY(ops_check_disjoint(&call, "sin", sin, "positions", positions));
 
   OSP_TRY(ops_check_backend(&call));
-#ifdef OSP_HAVE_CUDA
-  if (call.device == OSP_CUDA) {
-    int32_t *copy = malloc(osp_tensor_bytes(positions));
-    if (!copy) return osp_fail(OSP_ERR_MEMORY, "%s: positions: no memory for a host copy", call.op);
-    osp_tensor host = *positions;
-    host.data = copy;
-    osp_status status = osp_cuda_copy_to_host(copy, positions->data, osp_tensor_bytes(positions));
-    if (status == OSP_OK) status = check_position_values(&call, &host);
-    free(copy);
-    OSP_TRY(status);
-    return osp_cuda_rope_tables_at(positions->data, tokens, head_dim, cos->data, sin->data);
-  }
-#endif
   OSP_TRY(check_position_values(&call, positions));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_rope_tables_at(positions->data, tokens, head_dim, cos->data, sin->data);
+#endif
   osp_cpu_rope_tables_at(positions->data, tokens, head_dim, cos->data, sin->data);
   return OSP_OK;
 }
