@@ -35,13 +35,17 @@ build() { # build DIR [cmake args...]
   [ -x "$dir/osp" ]
 }
 
+# The reference tests, as test:cases: tests/ref/make_<cases>_cases.py writes PyTorch's answers into
+# build/ref/<cases>, which build/test_<test>_ref reads.
+ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim"
+
 unit_tests() { # run every unit test program of a build
   local dir=$1 rc=0
   for t in "$dir"/test_*; do
-    case "$(basename "$t")" in test_ops_ref | test_cuda_*) continue ;; esac # GPU tests: scripts/test_gpu.sh
+    case "$(basename "$t")" in *_ref | test_cuda_*) continue ;; esac # GPU tests: scripts/test_gpu.sh
     "$t" || rc=1
   done
-  "$dir/test_ops_ref" "$root/build/ref/ops" || rc=1
+  for pair in $ref_tests; do "$dir/test_${pair%%:*}_ref" "$root/build/ref/${pair#*:}" || rc=1; done
   return $rc
 }
 
@@ -49,7 +53,10 @@ suite "build (gcc, Release)" build build
 if command -v nvcc >/dev/null; then # no GPU here: the CUDA backend and its tests are compiled, not run
   suite "CUDA backend compiled (sm_90a)" bash -c 'nm build/libosp.a | grep -q " T osp_cuda_attention$" && ls build/test_cuda_* >/dev/null'
 fi
-suite "op references (PyTorch)" "$python" tests/ref/make_op_cases.py build/ref/ops
+for pair in $ref_tests; do
+  cases=${pair#*:}
+  suite "${cases//_/ } references (PyTorch)" "$python" tests/ref/make_${cases}_cases.py build/ref/$cases
+done
 suite "unit tests" unit_tests build
 suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp build/ref/parity
 suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse

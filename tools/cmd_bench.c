@@ -88,7 +88,7 @@ static osp_status run_attention(void *p) {
 
 typedef struct {
   const osp_tensor *a, *b, *c;
-  osp_tensor *y;
+  osp_tensor *y, *z;
   const osp_tensor *index;
   float eps;
 } rows_call;
@@ -119,6 +119,26 @@ static osp_status run_rope(void *p) {
 static osp_status run_gather(void *p) {
   rows_call *c = p;
   return osp_gather_rows(c->a, c->index, c->y);
+}
+static osp_status run_layernorm_modulate(void *p) {
+  rows_call *c = p;
+  return osp_layernorm_modulate(c->a, c->b, c->c, c->eps, c->y);
+}
+static osp_status run_gated_add_layernorm(void *p) {
+  rows_call *c = p;
+  return osp_gated_add_layernorm(c->y, c->a, c->b, NULL, NULL, c->b, c->c, c->eps, c->z);
+}
+static osp_status run_rmsnorm_rope(void *p) {
+  rows_call *c = p;
+  return osp_rmsnorm_rope(c->y, c->c, c->eps, c->a, c->b);
+}
+static osp_status run_gated_add_gather(void *p) {
+  rows_call *c = p;
+  return osp_gated_add_gather(c->a, c->b, c->c, c->index, c->y);
+}
+static osp_status run_linear_gelu(void *p) {
+  linear_call *c = p;
+  return osp_linear_gelu_tanh(c->x, c->w, c->bias, c->y);
 }
 static osp_status run_copy(void *p) {
   rows_call *c = p;
@@ -188,7 +208,7 @@ static osp_status find_resolution(const char *name, resolution *out) {
 }
 
 typedef struct {
-  osp_tensor x, y, hidden, q, k, v, out, w_c, w_ffn_in, w_ffn_out, bias_c, bias_ffn, norm_w, shift, scale;
+  osp_tensor x, y, spare, hidden, q, k, v, out, w_c, w_ffn_in, w_ffn_out, bias_c, bias_ffn, norm_w, shift, scale;
   osp_tensor context_k, context_v, rope_cos, rope_sin, index, mask, sparse_q, sparse_k, sparse_v, sparse_out;
   osp_tensor scratch; /* of osp_attention, where the device needs one */
 } op_tensors;
@@ -206,7 +226,7 @@ static osp_status allocate_op_tensors(osp_arena *a, const osp_model_config *c, c
     int ndim;
     int64_t shape[4];
   } list[] = {
-      {&t->x, D, 2, {S, C}}, {&t->y, D, 2, {S, C}}, {&t->hidden, D, 2, {N, F}},
+      {&t->x, D, 2, {S, C}}, {&t->y, D, 2, {S, C}}, {&t->spare, D, 2, {S, C}}, {&t->hidden, D, 2, {N, F}},
       {&t->q, D, 4, {1, N, H, Dh}}, {&t->k, D, 4, {1, N, H, Dh}}, {&t->v, D, 4, {1, N, H, Dh}},
       {&t->out, D, 4, {1, N, H, Dh}}, {&t->w_c, D, 2, {C, C}}, {&t->w_ffn_in, D, 2, {F, C}},
       {&t->w_ffn_out, D, 2, {C, F}}, {&t->bias_c, D, 1, {C}}, {&t->bias_ffn, D, 1, {F}},
@@ -307,6 +327,24 @@ static osp_status bench_ops(bench *b, const osp_model_config *config, const reso
   BENCH(run_rope, &rope, "rope on q", 0, 2 * n_c * e + 2.0 * N * Dh / 2 * 4);
   rows_call gather = {.a = &t.x, .index = &t.index, .y = &t.y};
   BENCH(run_gather, &gather, "skiparse switch token -> group (gather)", 0, 2.0 * S * C * e);
+  /* the fused ops the block runs instead of the ones above */
+  BENCH(run_linear_gelu, &ffn_in, "fused: linear ffn in + gelu", 2.0 * N * C * F, 0);
+  rows_call norm_modulate = {.a = &x3, .b = &t.shift, .c = &t.scale, .y = &y3, .eps = 1e-6f};
+  BENCH(run_layernorm_modulate, &norm_modulate, "fused: layernorm + modulate", 0, 2 * n_c * e);
+  osp_tensor normed3 = y3;
+  normed3.data = t.out.data;
+  rows_call add_norm = {.a = &x3, .b = &t.shift, .c = &t.scale, .y = &y3, .z = &normed3, .eps = 1e-6f};
+  BENCH(run_gated_add_layernorm, &add_norm, "fused: gated add + layernorm + modulate", 0, 4 * n_c * e);
+  rows_call norm_rope = {.a = &t.rope_cos, .b = &t.rope_sin, .c = &t.norm_w, .y = &t.q, .eps = 1e-6f};
+  BENCH(run_rmsnorm_rope, &norm_rope, "fused: rmsnorm + rope on q", 0, 2 * n_c * e + 2.0 * N * Dh / 2 * 4);
+  osp_tensor sparse_x = t.x, sparse_y = t.y;
+  sparse_x.ndim = sparse_y.ndim = 3;
+  sparse_x.shape[0] = sparse_y.shape[0] = sparse->rows, sparse_x.shape[1] = sparse_y.shape[1] = sparse->tokens;
+  sparse_x.shape[2] = sparse_y.shape[2] = C;
+  sparse_x.stride[0] = sparse_y.stride[0] = sparse->tokens * C, sparse_x.stride[1] = sparse_y.stride[1] = C;
+  sparse_x.stride[2] = sparse_y.stride[2] = 1;
+  rows_call add_switch = {.a = &sparse_x, .b = &sparse_y, .c = &t.shift, .index = &t.index, .y = &t.spare};
+  BENCH(run_gated_add_gather, &add_switch, "fused: gated add + switch token -> group", 0, 3.0 * S * C * e);
 #undef BENCH
   osp_arena_free(&arena);
   osp_arena_free(&host);

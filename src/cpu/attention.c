@@ -20,6 +20,7 @@ typedef struct {
   const float *q, *k, *v;
   const uint8_t *key_mask; /* the Nk flags of this query batch row, or NULL */
   float *out;
+  float *lse; /* the Nq log-sum-exps of this (batch, head), or NULL */
   int64_t row_stride, keys, head_dim;
   float scale;
 } attention_head;
@@ -104,6 +105,13 @@ static void update_softmax(online_softmax *state, float *scores, int64_t kn, flo
   }
 }
 
+/* lse = log Σ_j e^(s_j) = m + log l over the keys seen: −inf for a query whose keys are all masked
+ * (l = 0). */
+static void write_log_sum_exp(const online_softmax *state, float *lse) {
+  for (int64_t i = 0; i < state->queries; i++)
+    lse[i] = state->sum[i] > 0.0f ? state->max[i] + logf(state->sum[i]) : -INFINITY;
+}
+
 static void scale_rows(float *rows, int64_t row_stride, int64_t count, int64_t width,
                        const float *factor) {
   for (int64_t i = 0; i < count; i++) {
@@ -122,7 +130,7 @@ static void accumulate_values(const attention_head *head, const float *weights, 
 }
 
 /* Output rows [q0, q0 + qn) of one head: start from zero, fold in every key block, divide by l
- * (a query with every key masked has l = 0 and keeps its zero row). */
+ * (a query with every key masked has l = 0 and keeps its zero row); then their lse if wanted. */
 static void attend_query_block(const attention_head *head, int64_t q0, int64_t qn, float *scores) {
   float factor[QUERY_BLOCK];
   online_softmax state = {.queries = qn};
@@ -143,6 +151,7 @@ static void attend_query_block(const attention_head *head, int64_t q0, int64_t q
   }
   for (int64_t i = 0; i < qn; i++) factor[i] = state.sum[i] > 0.0f ? 1.0f / state.sum[i] : 1.0f;
   scale_rows(out_rows, head->row_stride, qn, head->head_dim, factor);
+  if (head->lse) write_log_sum_exp(&state, head->lse + q0);
 }
 
 size_t osp_cpu_attention_scratch_bytes(void) {
@@ -152,7 +161,8 @@ size_t osp_cpu_attention_scratch_bytes(void) {
 /* Parallel over (batch, head, query block); the sgemms inside run on their caller's thread (an
  * OpenBLAS built for OpenMP does not start threads of its own inside a parallel region). */
 void osp_cpu_attention(const float *q, const float *k, const float *v, const uint8_t *key_mask,
-                       float scale, float *out, osp_cpu_attention_shape shape, float *scratch) {
+                       float scale, float *out, float *lse, osp_cpu_attention_shape shape,
+                       float *scratch) {
   const int64_t row_stride = shape.heads * shape.head_dim;
   const int64_t query_blocks = (shape.queries + QUERY_BLOCK - 1) / QUERY_BLOCK;
   const int64_t tasks = shape.batch * shape.heads * query_blocks;
@@ -172,6 +182,7 @@ void osp_cpu_attention(const float *q, const float *k, const float *v, const uin
           .v = v + kv_offset,
           .key_mask = key_mask ? key_mask + b * shape.keys : NULL,
           .out = out + q_offset,
+          .lse = lse ? lse + (b * shape.heads + h) * shape.queries : NULL,
           .row_stride = row_stride,
           .keys = shape.keys,
           .head_dim = shape.head_dim,

@@ -45,6 +45,11 @@ void osp_cpu_modulate(const float *x, osp_cpu_rows shift, osp_cpu_rows scale, fl
 /* x, y [B, N, C]: x += y · gate[b mod Bm]; gate.data NULL means x += y. */
 void osp_cpu_gated_add(float *x, const float *y, osp_cpu_rows gate, int64_t B, int64_t N,
                        int64_t C);
+/* dst row i = x + y · gate at source row r = index[i] of x, y [B, N, C] (gate row (r / N) mod Bm;
+ * zeros where index[i] < 0), for `rows` destination rows: osp_cpu_gated_add and
+ * osp_cpu_gather_rows in one pass, x left as it was. dst must not overlap x or y. */
+void osp_cpu_gated_add_gather(const float *x, const float *y, osp_cpu_rows gate, int64_t N,
+                              const int32_t *index, float *dst, int64_t rows, int64_t C);
 
 /* Wan's 3D RoPE tables (see osp_rope_tables in ops.h): cos, sin [T·H·W, head_dim/2]. */
 void osp_cpu_rope_tables(int T, int H, int W, int head_dim, float *cos_table, float *sin_table);
@@ -68,11 +73,27 @@ typedef struct {
 
 /* out = softmax(q·kᵀ·scale + mask) · v per (batch, head): q, out [B, Nq, heads, D];
  * k, v [Bk, Nk, heads, D]; key_mask NULL or [B, Nk] (1 = attend). A query with every key masked
- * gets 0. out must not overlap the inputs. scratch holds osp_cpu_attention_scratch_bytes(), asked
- * for by the calling thread (it depends on the OpenMP thread count). */
+ * gets 0. lse NULL or [B, heads, Nq]: log Σ_j e^(s_j) over the unmasked keys, −inf where every key
+ * is masked. out and lse must not overlap the inputs. scratch holds
+ * osp_cpu_attention_scratch_bytes(), asked for by the calling thread (it depends on the OpenMP
+ * thread count). */
 size_t osp_cpu_attention_scratch_bytes(void);
 void osp_cpu_attention(const float *q, const float *k, const float *v, const uint8_t *key_mask,
-                       float scale, float *out, osp_cpu_attention_shape shape, float *scratch);
+                       float scale, float *out, float *lse, osp_cpu_attention_shape shape,
+                       float *scratch);
+
+/* The gradients of osp_cpu_attention, given its out and lse and dout = ∂loss/∂out [B, Nq, heads,
+ * D], recomputing P = e^(s − lse) block by block: dq += dS·k·scale [B, Nq, heads, D];
+ * dk += dSᵀ·q·scale and dv += Pᵀ·dout [Bk, Nk, heads, D], summed over the query rows b ≡ their row
+ * mod Bk; dS = P ∘ (dout·vᵀ − δ), δ = Σ_d dout·out. A NULL gradient is skipped. Deterministic:
+ * the same bits on every run and thread count. The gradients must not overlap the inputs or each
+ * other. scratch holds osp_cpu_attention_backward_scratch_bytes(), asked for by the calling
+ * thread. */
+size_t osp_cpu_attention_backward_scratch_bytes(void);
+void osp_cpu_attention_backward(const float *q, const float *k, const float *v,
+                                const uint8_t *key_mask, float scale, const float *out,
+                                const float *lse, const float *dout, float *dq, float *dk,
+                                float *dv, osp_cpu_attention_shape shape, float *scratch);
 
 /* A batch of videos [B, channels, frames, height, width] cut into patches of
  * patch[0] × patch[1] × patch[2] (frames × height × width); each size is a multiple of its
@@ -89,5 +110,68 @@ void osp_cpu_unpatchify(const float *tokens, osp_cpu_video video, float *out);
 
 /* t [B] → out [B, D]: [cos(t·f_j), sin(t·f_j)] for j < D/2, f_j = 10000^(−j/(D/2)), in float64. */
 void osp_cpu_timestep_embedding(const float *t, float *out, int64_t B, int64_t D);
+
+/* ---- Backward kernels (src/ops/grad.h): each ADDS its contribution to the gradients it is given
+ * (grad += ...), and a NULL gradient is skipped. Deterministic without atomics, the same bits on
+ * every run and thread count: sums over rows (dweight, dbias, dshift, dscale, dgate, a broadcast)
+ * have one owner per element, which adds its terms in double in a fixed order, and the linear's
+ * products are sgemms over tiles fixed by the sizes. Gradients must not overlap the inputs or
+ * each other. */
+
+/* A [Bm, C] gradient that may be a view into a larger table, laid out as osp_cpu_rows. */
+typedef struct {
+  float *data;
+  int64_t row_stride;
+  int64_t rows; /* Bm */
+} osp_cpu_grad_rows;
+
+/* grad += a·b summed over every dimension where grad has size 1 and a does not (b NULL: a alone).
+ * a, b contiguous [shape] of ndim dimensions; grad [grad_shape], each size 1 or shape's, at
+ * strides grad_stride. The backward of any broadcast, and the row sums of the kernels below. */
+void osp_cpu_broadcast_backward(int ndim, const int64_t *shape, const float *a, const float *b,
+                                float *grad, const int64_t *grad_shape, const int64_t *grad_stride);
+
+/* y[M, N] = x[M, K]·w[N, K]ᵀ + bias: dx += dy·w [M, K]; dw += dyᵀ·x [N, K]; dbias += Σ_rows dy. */
+void osp_cpu_linear_backward(const float *x, const float *w, const float *dy, float *dx, float *dw,
+                             float *dbias, int64_t M, int64_t N, int64_t K);
+
+/* Row-wise over [rows, C], as the forwards: x̂ = (x − mean)·rstd (RMSNorm: x·r), g = dy·weight
+ * (LayerNorm without affine: weight NULL, g = dy, dweight and dbias NULL).
+ * LayerNorm: dx += rstd·(g − mean(g) − x̂·mean(g·x̂)); dweight += Σ_rows dy·x̂; dbias += Σ_rows dy.
+ * RMSNorm:   dx += r·(g − x̂·mean(g·x̂)); dweight += Σ_rows dy·x̂. */
+void osp_cpu_layernorm_backward(const float *x, const float *weight, float eps, const float *dy,
+                                float *dx, float *dweight, float *dbias, int64_t rows, int64_t C);
+void osp_cpu_rmsnorm_backward(const float *x, const float *weight, float eps, const float *dy,
+                              float *dx, float *dweight, int64_t rows, int64_t C);
+
+/* Element-wise over n values: dx += dy·f'(x). dx must not overlap x or dy. */
+void osp_cpu_gelu_tanh_backward(const float *x, const float *dy, float *dx, int64_t n);
+void osp_cpu_silu_backward(const float *x, const float *dy, float *dx, int64_t n);
+
+/* x, dy, dx [B, N, C]; batch row b uses table row b mod Bm, as the forwards.
+ * modulate:  dx += dy·(1 + scale); dshift += Σ_{b ≡ r, n} dy; dscale += Σ_{b ≡ r, n} dy·x.
+ * gated add: given dx = ∂loss/∂x_out, dy += dx·gate (gate.data NULL: dy += dx);
+ *            dgate += Σ_{b ≡ r, n} dx·y. */
+void osp_cpu_modulate_backward(const float *x, osp_cpu_rows scale, const float *dy, float *dx,
+                               osp_cpu_grad_rows dshift, osp_cpu_grad_rows dscale, int64_t B,
+                               int64_t N, int64_t C);
+void osp_cpu_gated_add_backward(const float *dx, const float *y, osp_cpu_rows gate, float *dy,
+                                osp_cpu_grad_rows dgate, int64_t B, int64_t N, int64_t C);
+
+/* dsrc[index[i], :] += ddst[i, :] for every i with index[i] ≥ 0; those indices are distinct. */
+void osp_cpu_gather_rows_backward(const float *ddst, const int32_t *index, float *dsrc,
+                                  int64_t rows, int64_t C);
+
+/* Rotates the interleaved pairs of dx [B, N, heads, D] in place by −θ, the tables as
+ * osp_cpu_rope_apply's: (d₀, d₁) ← (d₀·cos + d₁·sin, d₁·cos − d₀·sin). */
+void osp_cpu_rope_apply_backward(float *dx, const float *cos_table, const float *sin_table,
+                                 int64_t table_batch_stride, int64_t B, int64_t N, int64_t heads,
+                                 int64_t D);
+
+/* The inverse maps of osp_cpu_patchify and osp_cpu_unpatchify, adding on:
+ * dlatents [B, C, F, H, W] += dpatches moved back from patchify's layout;
+ * dtokens [B, N, pt·ph·pw·C] += dout [B, C, F, H, W] moved into unpatchify's token layout. */
+void osp_cpu_patchify_backward(const float *dpatches, osp_cpu_video video, float *dlatents);
+void osp_cpu_unpatchify_backward(const float *dout, osp_cpu_video video, float *dtokens);
 
 #endif

@@ -1,3 +1,5 @@
+#include <string.h>
+
 #include "cpu/cpu.h"
 
 /* The row serving batch row b of x: b mod Bm, so the P² subsequences of sample b (rows s·B + b of
@@ -33,6 +35,26 @@ void osp_cpu_gated_add(float *x, const float *y, osp_cpu_rows gate, int64_t B, i
       } else {
         for (int64_t c = 0; c < C; c++) acc[c] += add[c];
       }
+    }
+  }
+}
+
+void osp_cpu_gated_add_gather(const float *x, const float *y, osp_cpu_rows gate, int64_t N,
+                              const int32_t *index, float *dst, int64_t rows, int64_t C) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; i++) {
+    float *out = dst + i * C;
+    const int64_t from = index[i];
+    if (from < 0) {
+      memset(out, 0, (size_t)C * sizeof(float));
+      continue;
+    }
+    const float *acc = x + from * C, *add = y + from * C;
+    if (gate.data) {
+      const float *g = row_for_batch(gate, from / N);
+      for (int64_t c = 0; c < C; c++) out[c] = acc[c] + add[c] * g[c];
+    } else {
+      for (int64_t c = 0; c < C; c++) out[c] = acc[c] + add[c];
     }
   }
 }

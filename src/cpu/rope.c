@@ -62,10 +62,12 @@ void osp_cpu_rope_tables_at(const int32_t *positions, int64_t tokens, int head_d
   rope_tables(listed_position, positions, tokens, head_dim, cos_table, sin_table);
 }
 
-/* (x₀, x₁) ← (x₀·cos − x₁·sin, x₀·sin + x₁·cos) for every interleaved pair of every head. */
-void osp_cpu_rope_apply(float *x, const float *cos_table, const float *sin_table,
-                        int64_t table_batch_stride, int64_t B, int64_t N, int64_t heads,
-                        int64_t D) {
+/* (x₀, x₁) ← (x₀·cos − x₁·sin', x₀·sin' + x₁·cos) with sin' = sin_sign·sin, for every interleaved
+ * pair of every head: the rotation by θ (sin_sign 1), or by −θ (sin_sign −1), its transpose.
+ * Multiplying by ±1 is exact, so each is bit for bit its plain formula. */
+static void rotate_pairs(float *x, const float *cos_table, const float *sin_table, float sin_sign,
+                         int64_t table_batch_stride, int64_t B, int64_t N, int64_t heads,
+                         int64_t D) {
   const int64_t pairs = D / 2;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int64_t b = 0; b < B; b++) {
@@ -76,11 +78,25 @@ void osp_cpu_rope_apply(float *x, const float *cos_table, const float *sin_table
       for (int64_t h = 0; h < heads; h++) {
         float *head = token + h * D;
         for (int64_t i = 0; i < pairs; i++) {
-          const float x0 = head[2 * i], x1 = head[2 * i + 1];
-          head[2 * i] = x0 * cos_row[i] - x1 * sin_row[i];
-          head[2 * i + 1] = x0 * sin_row[i] + x1 * cos_row[i];
+          const float x0 = head[2 * i], x1 = head[2 * i + 1], sine = sin_sign * sin_row[i];
+          head[2 * i] = x0 * cos_row[i] - x1 * sine;
+          head[2 * i + 1] = x0 * sine + x1 * cos_row[i];
         }
       }
     }
   }
+}
+
+void osp_cpu_rope_apply(float *x, const float *cos_table, const float *sin_table,
+                        int64_t table_batch_stride, int64_t B, int64_t N, int64_t heads,
+                        int64_t D) {
+  rotate_pairs(x, cos_table, sin_table, 1.0f, table_batch_stride, B, N, heads, D);
+}
+
+/* The gradient of a rotation by θ is the rotation by −θ:
+ * (d₀, d₁) ← (d₀·cos + d₁·sin, d₁·cos − d₀·sin). */
+void osp_cpu_rope_apply_backward(float *dx, const float *cos_table, const float *sin_table,
+                                 int64_t table_batch_stride, int64_t B, int64_t N, int64_t heads,
+                                 int64_t D) {
+  rotate_pairs(dx, cos_table, sin_table, -1.0f, table_batch_stride, B, N, heads, D);
 }

@@ -54,6 +54,10 @@ osp_status osp_cuda_timer_stop(osp_cuda_timer *timer, double *seconds); /* also 
  * bias NULL or bf16; y bf16 or f32 (y_dtype). y must not overlap the inputs. */
 osp_status osp_cuda_linear(const void *x, const void *w, const void *bias, void *y,
                            osp_dtype y_dtype, int64_t M, int64_t N, int64_t K);
+/* y = GELU_tanh(x·wᵀ + bias), as osp_cuda_linear then osp_cuda_gelu_tanh (in cuBLASLt's epilogue
+ * when y is bf16). */
+osp_status osp_cuda_linear_gelu_tanh(const void *x, const void *w, const void *bias, void *y,
+                                     osp_dtype y_dtype, int64_t M, int64_t N, int64_t K);
 
 /* ---- Element-wise and row-wise kernels (elementwise.cu, norm.cu, rope.cu, video.cu) -------- */
 
@@ -129,6 +133,35 @@ osp_status osp_cuda_unpatchify(const void *tokens, osp_dtype tokens_dtype, osp_c
 /* t [B] (f32) → out [B, D] (out_dtype), as osp_cpu_timestep_embedding (angles in float64). */
 osp_status osp_cuda_timestep_embedding(const float *t, void *out, osp_dtype out_dtype, int64_t B,
                                        int64_t D);
+
+/* ---- Fused row kernels (fused.cu): one pass where the block had two or three ------------- */
+
+/* x, y [B, N, C] (x_dtype): y = LayerNorm(x) (no affine) · (1 + scale[b mod Bm]) + shift[b mod Bm],
+ * as osp_cuda_layernorm then osp_cuda_modulate. y may be x. */
+osp_status osp_cuda_layernorm_modulate(const void *x, osp_cuda_rows shift, osp_cuda_rows scale,
+                                       float eps, void *y, osp_dtype x_dtype, int64_t B, int64_t N,
+                                       int64_t C);
+/* x, y, normed [B, N, C] (dtype): x += y · gate (gate.data NULL: x += y), then normed =
+ * LayerNorm(x; weight, bias) (both NULL: no affine), then, where scale.data is given,
+ * normed = normed · (1 + scale) + shift; as osp_cuda_gated_add, osp_cuda_layernorm,
+ * osp_cuda_modulate. normed must not overlap x or y. */
+osp_status osp_cuda_gated_add_layernorm(void *x, const void *y, osp_cuda_rows gate,
+                                        const void *weight, const void *bias,
+                                        osp_dtype param_dtype, osp_cuda_rows shift,
+                                        osp_cuda_rows scale, float eps, void *normed,
+                                        osp_dtype dtype, int64_t B, int64_t N, int64_t C);
+/* x [B, N, heads, D] in place: RMSNorm over heads·D with weight, then RoPE as
+ * osp_cuda_rope_apply. */
+osp_status osp_cuda_rmsnorm_rope(void *x, osp_dtype x_dtype, const void *weight,
+                                 osp_dtype param_dtype, float eps, const float *cos_table,
+                                 const float *sin_table, int64_t table_batch_stride, int64_t B,
+                                 int64_t N, int64_t heads, int64_t D);
+/* dst row i = x + y · gate at source row r = index[i] (gate row (r / N) mod Bm; zeros where
+ * index[i] < 0), for `rows` destination rows of C values of dtype; x is left as it was: the
+ * gated residual add and the row gather of a layout change in one pass. */
+osp_status osp_cuda_gated_add_gather(const void *x, const void *y, osp_cuda_rows gate, int64_t N,
+                                     const int32_t *index, void *dst, osp_dtype dtype,
+                                     int64_t rows, int64_t C);
 
 /* ---- Attention (attention.cu: a FlashAttention-3-style kernel of our own) ------------------- */
 

@@ -64,11 +64,6 @@ osp_status gather_rows(const void *src, const int32_t *index, void *dst, int64_t
 
 /* ---- Per-batch-row operands: modulate, gated add ------------------------------------------- */
 
-/* Where row b mod Bm of r starts (0 for an absent operand). */
-__device__ __forceinline__ int64_t batch_row_start(const osp_cuda_rows &r, int64_t b) {
-  return r.data ? b % r.rows * r.row_stride : 0;
-}
-
 /* out[b, n, :] = op(u[b, n, :], v[b, n, :], r0[b mod Bm, :], r1[b mod Bm, :]) over [B, N, C]
  * (rows = B·N), in chunks of W. v, r0 and r1 may be absent (data NULL): they read as zeros.
  * out may be u. */
@@ -80,7 +75,7 @@ __global__ void per_batch_kernel(const void *u, osp_dtype u_dtype, const void *v
   const int64_t chunks = C / W;
   for (int64_t row = osp_tile_first_row(tile); row < rows; row += osp_tile_row_step(tile)) {
     const int64_t b = row / N, start = row * C;
-    const int64_t start0 = batch_row_start(r0, b), start1 = batch_row_start(r1, b);
+    const int64_t start0 = osp_batch_row_start(r0, b), start1 = osp_batch_row_start(r1, b);
     for (int64_t c = osp_tile_first_chunk(tile); c < chunks; c += osp_tile_chunk_step(tile)) {
       float x[W], y[W], p[W], q[W];
       osp_load_chunk<W>(u, u_dtype, start + c * W, x);
@@ -94,17 +89,12 @@ __global__ void per_batch_kernel(const void *u, osp_dtype u_dtype, const void *v
   }
 }
 
-/* Chunks of 8 need every row of r to start on a 16-byte boundary. */
-bool rows_allow_vectors(const osp_cuda_rows &r) {
-  return !r.data || (osp_aligned16(r.data) && (r.rows == 1 || r.row_stride % OSP_VEC == 0));
-}
-
 template <class Op>
 osp_status per_batch(const char *kernel, const void *u, osp_dtype u_dtype, const void *v,
                      osp_dtype v_dtype, osp_cuda_rows r0, osp_cuda_rows r1, void *out,
                      osp_dtype out_dtype, int64_t B, int64_t N, int64_t C, Op op) {
   const bool vectors = C % OSP_VEC == 0 && osp_aligned16(u) && osp_aligned16(v) &&
-                       osp_aligned16(out) && rows_allow_vectors(r0) && rows_allow_vectors(r1);
+                       osp_aligned16(out) && osp_rows_allow_vectors(r0) && osp_rows_allow_vectors(r1);
   osp_pick_width<OSP_VEC, 1>(vectors, [&](auto width) {
     const osp_row_tiling tile = osp_tile_rows(B * N, C / width.value, true);
     per_batch_kernel<width.value><<<tile.grid, OSP_ROW_BLOCK, 0, osp_cuda_stream()>>>(

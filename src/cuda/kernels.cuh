@@ -167,6 +167,33 @@ __device__ __forceinline__ int64_t osp_tile_chunk_step(const osp_row_tiling &til
   return (int64_t)gridDim.y * tile.threads_per_row;
 }
 
+/* ---- Per-batch-row operands (osp_cuda_rows: modulation and gate tables) --------------------- */
+
+/* Where row b mod Bm of r starts (0 for an absent operand). */
+__device__ __forceinline__ int64_t osp_batch_row_start(const osp_cuda_rows &r, int64_t b) {
+  return r.data ? b % r.rows * r.row_stride : 0;
+}
+
+/* Chunks of 8 need every row of r to start on a 16-byte boundary. */
+static inline bool osp_rows_allow_vectors(const osp_cuda_rows &r) {
+  return !r.data || (osp_aligned16(r.data) && (r.rows == 1 || r.row_stride % OSP_VEC == 0));
+}
+
+/* ---- RoPE ------------------------------------------------------------------------------------ */
+
+/* Rotates the P interleaved pairs of v by their angles:
+ * (x₀, x₁) ← (x₀·cos − x₁·sin, x₀·sin + x₁·cos). */
+template <int P>
+__device__ __forceinline__ void osp_rotate_pairs(float (&v)[2 * P], const float (&cosines)[P],
+                                                 const float (&sines)[P]) {
+#pragma unroll
+  for (int p = 0; p < P; p++) {
+    const float x0 = v[2 * p], x1 = v[2 * p + 1];
+    v[2 * p] = x0 * cosines[p] - x1 * sines[p];
+    v[2 * p + 1] = x0 * sines[p] + x1 * cosines[p];
+  }
+}
+
 /* ---- Element-wise map -------------------------------------------------------------------- */
 
 /* y[i] = op(x[i]) for i < n (y may be x): whole chunks of W values, then the last n mod W values

@@ -1,7 +1,9 @@
-/* y = x·wᵀ + bias through cuBLASLt. Row-major y[M, N] is column-major yᵀ[N, M] = w·xᵀ, so cuBLASLt
+/* y = x·wᵀ + bias, and GELU(x·wᵀ + bias), through cuBLASLt. Row-major y[M, N] is column-major yᵀ[N, M] = w·xᵀ, so cuBLASLt
  * multiplies A = w (stored as column-major K × N, transposed) by B = xᵀ (column-major K × M) into
  * D = yᵀ (N × M): no copies, and the bias (length N) runs along D's rows as its epilogue expects.
- * A plan (descriptors and the heuristic's algorithm) is made once per shape and kept. */
+ * A plan (descriptors and the heuristic's algorithm) is made once per shape and kept. GELU rides
+ * in the epilogue (CUBLASLT_EPILOGUE_GELU[_BIAS], the tanh approximation, as PyTorch's
+ * addmm(..., use_gelu) relies on) when y is bf16. */
 #include <cublasLt.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,7 +16,7 @@ static const size_t WORKSPACE_BYTES = 64u << 20; /* cuBLASLt's recommended ceili
 typedef struct {
   int64_t M, N, K;
   osp_dtype y_dtype;
-  bool bias;
+  bool bias, gelu;
   cublasLtMatmulDesc_t desc;
   cublasLtMatrixLayout_t a, b, d;
   cublasLtMatmulAlgo_t algo;
@@ -49,16 +51,22 @@ static cudaDataType_t cuda_type(osp_dtype dtype) { return dtype == OSP_BF16 ? CU
 /* The bias rides in cuBLASLt's epilogue when y is bf16; an f32 y (the small time-embedding
  * products) gets it from a separate add, which keeps the epilogue to the one well-trodden type. */
 static bool epilogue_bias(const plan *p) { return p->bias && p->y_dtype == OSP_BF16; }
+static bool epilogue_gelu(const plan *p) { return p->gelu && p->y_dtype == OSP_BF16; }
+
+static cublasLtEpilogue_t epilogue_of(const plan *p) {
+  if (epilogue_gelu(p)) return epilogue_bias(p) ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+  return epilogue_bias(p) ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+}
 
 static osp_status make_plan(plan *p) {
   LT_TRY("creating the matmul descriptor", cublasLtMatmulDescCreate(&p->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t transpose = CUBLAS_OP_T, keep = CUBLAS_OP_N;
   LT_TRY("setting transa", cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
   LT_TRY("setting transb", cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_TRANSB, &keep, sizeof keep));
+  const cublasLtEpilogue_t epilogue = epilogue_of(p);
+  LT_TRY("setting the epilogue", cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
   if (epilogue_bias(p)) {
-    const cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
     const cudaDataType_t bias_type = CUDA_R_16BF;
-    LT_TRY("setting the bias epilogue", cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
     LT_TRY("setting the bias type", cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
   }
   LT_TRY("creating layout A", cublasLtMatrixLayoutCreate(&p->a, CUDA_R_16BF, (uint64_t)p->K, (uint64_t)p->N, p->K));
@@ -81,10 +89,11 @@ static osp_status make_plan(plan *p) {
   return OSP_OK;
 }
 
-static osp_status find_plan(int64_t M, int64_t N, int64_t K, osp_dtype y_dtype, bool bias, plan **out) {
+static osp_status find_plan(int64_t M, int64_t N, int64_t K, osp_dtype y_dtype, bool bias, bool gelu,
+                            plan **out) {
   for (int i = 0; i < lt.count; i++) {
     plan *p = &lt.plans[i];
-    if (p->M == M && p->N == N && p->K == K && p->y_dtype == y_dtype && p->bias == bias) {
+    if (p->M == M && p->N == N && p->K == K && p->y_dtype == y_dtype && p->bias == bias && p->gelu == gelu) {
       *out = p;
       return OSP_OK;
     }
@@ -93,7 +102,7 @@ static osp_status find_plan(int64_t M, int64_t N, int64_t K, osp_dtype y_dtype, 
     return osp_fail(OSP_ERR_MEMORY, "osp_cuda_linear: more than %d matmul shapes", MAX_PLANS);
   plan *p = &lt.plans[lt.count];
   memset(p, 0, sizeof *p);
-  p->M = M, p->N = N, p->K = K, p->y_dtype = y_dtype, p->bias = bias;
+  p->M = M, p->N = N, p->K = K, p->y_dtype = y_dtype, p->bias = bias, p->gelu = gelu;
   OSP_TRY(make_plan(p));
   lt.count++;
   *out = p;
@@ -106,11 +115,11 @@ __global__ void add_bias_kernel(float *y, const __nv_bfloat16 *bias, int64_t M, 
     y[i] += __bfloat162float(bias[i % N]);
 }
 
-extern "C" osp_status osp_cuda_linear(const void *x, const void *w, const void *bias, void *y,
-                                      osp_dtype y_dtype, int64_t M, int64_t N, int64_t K) {
+static osp_status linear(const void *x, const void *w, const void *bias, void *y, osp_dtype y_dtype,
+                         int64_t M, int64_t N, int64_t K, bool gelu) {
   OSP_TRY(lt_init());
   plan *p = NULL;
-  OSP_TRY(find_plan(M, N, K, y_dtype, bias != NULL, &p));
+  OSP_TRY(find_plan(M, N, K, y_dtype, bias != NULL, gelu, &p));
   if (epilogue_bias(p))
     LT_TRY("setting the bias pointer", cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
   const float one = 1.0f, zero = 0.0f;
@@ -118,7 +127,18 @@ extern "C" osp_status osp_cuda_linear(const void *x, const void *w, const void *
                                               p->d, &p->algo, lt.workspace, WORKSPACE_BYTES, osp_cuda_stream()));
   if (bias && !epilogue_bias(p)) {
     add_bias_kernel<<<osp_cuda_blocks(M * N, 256), 256, 0, osp_cuda_stream()>>>((float *)y, (const __nv_bfloat16 *)bias, M, N);
-    return osp_cuda_launched("add_bias_kernel");
+    OSP_TRY(osp_cuda_launched("add_bias_kernel"));
   }
-  return OSP_OK;
+  return gelu && !epilogue_gelu(p) ? osp_cuda_gelu_tanh(y, y_dtype, y, y_dtype, M * N) : OSP_OK;
+}
+
+extern "C" osp_status osp_cuda_linear(const void *x, const void *w, const void *bias, void *y,
+                                      osp_dtype y_dtype, int64_t M, int64_t N, int64_t K) {
+  return linear(x, w, bias, y, y_dtype, M, N, K, false);
+}
+
+extern "C" osp_status osp_cuda_linear_gelu_tanh(const void *x, const void *w, const void *bias,
+                                                void *y, osp_dtype y_dtype, int64_t M, int64_t N,
+                                                int64_t K) {
+  return linear(x, w, bias, y, y_dtype, M, N, K, true);
 }

@@ -44,12 +44,7 @@ __global__ void rope_apply_kernel(void *x, osp_dtype x_dtype, const float *cos_t
       osp_load_chunk<W>(x, x_dtype, row * width + first, v);
       osp_load_chunk<P>(cos_table, OSP_F32, table_row + pair, cosines);
       osp_load_chunk<P>(sin_table, OSP_F32, table_row + pair, sines);
-#pragma unroll
-      for (int p = 0; p < P; p++) {
-        const float x0 = v[2 * p], x1 = v[2 * p + 1];
-        v[2 * p] = x0 * cosines[p] - x1 * sines[p];
-        v[2 * p + 1] = x0 * sines[p] + x1 * cosines[p];
-      }
+      osp_rotate_pairs<P>(v, cosines, sines);
       osp_store_chunk<W>(x, x_dtype, row * width + first, v);
     }
   }

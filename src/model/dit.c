@@ -165,22 +165,27 @@ static osp_status build_rope_tables(const osp_dit *dit, activations *act) {
   return OSP_OK;
 }
 
-/* Moves the residual stream into another layout: one gather (pad on entry to the sparse span,
- * switch, crop on exit), into the spare buffer, which then becomes x. */
+/* The spare buffer, which holds the residual stream in layout `to` now, becomes x. */
+static void take_spare(activations *act, osp_pattern to) {
+  const osp_tensor spent = act->x;
+  act->x = act->x_spare;
+  act->x_spare = spent;
+  act->layout = act->plan.layout[to];
+}
+
+/* Moves the residual stream into another layout with one gather of its own (pad on entry to the
+ * sparse span, switch, crop on exit), into the spare buffer. Only where no block's residual step
+ * did it (before the first block, when that one is sparse): see finish_block. */
 static osp_status change_layout(activations *act, osp_pattern to) {
   const osp_pattern from = act->layout.pattern;
   if (from == to) return OSP_OK;
-  const osp_layout *target = &act->plan.layout[to];
-  osp_tensor src = in_layout(&act->x, &act->layout), dst = in_layout(&act->x_spare, target);
+  osp_tensor src = in_layout(&act->x, &act->layout), dst = in_layout(&act->x_spare, &act->plan.layout[to]);
   double start = 0, end = 0;
   if (act->timing) OSP_TRY(timed_now(act, &start));
   OSP_TRY(osp_gather_rows(&src, &act->plan.gather[from][to], &dst));
   if (act->timing) OSP_TRY(timed_now(act, &end));
   if (act->timing) act->timing->layout_seconds += end - start;
-  const osp_tensor spent = act->x;
-  act->x = act->x_spare;
-  act->x_spare = spent;
-  act->layout = *target;
+  take_spare(act, to);
   return OSP_OK;
 }
 
@@ -254,35 +259,43 @@ static block_tensors block_views(activations *act) {
   return t;
 }
 
+/* q or k of self-attention: projection, RMSNorm over all heads when the model has qk_norm, and
+ * RoPE at each token's position (one pass for the last two). */
+static osp_status project_rotated(const osp_model_config *c, const osp_tensor *x,
+                                  const osp_linear_params *p, const osp_tensor *norm,
+                                  const block_tensors *t, osp_tensor *y) {
+  OSP_TRY(linear(x, p, y));
+  osp_tensor heads = split_heads(y, c->num_heads);
+  if (c->qk_norm) return osp_rmsnorm_rope(&heads, norm, c->eps, t->rope_cos, t->rope_sin);
+  return osp_rope_apply(&heads, t->rope_cos, t->rope_sin);
+}
+
 /* x += SelfAttn(LN(x)·(1 + scale) + shift) · gate, with RoPE on q and k; under Skiparse the
- * attention runs inside each subsequence (a row) with padded keys masked. */
+ * attention runs inside each subsequence (a row) with padded keys masked. The residual step also
+ * makes the cross-attention's query input, normed = LN_affine(x). */
 static osp_status self_attention(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t) {
   const osp_model_config *c = &dit->config;
   const osp_attention_params *a = &b->self_attn;
   osp_tensor shift = table_row(&act->mod, 0), scale = table_row(&act->mod, 1), gate = table_row(&act->mod, 2);
-  OSP_TRY(osp_layernorm(&t->x, NULL, NULL, c->eps, &t->normed));
-  OSP_TRY(osp_modulate(&t->normed, &shift, &scale, &t->normed));
-  OSP_TRY(project_normed(c, &t->normed, &a->proj[OSP_Q], &a->norm_q, &t->q));
-  OSP_TRY(project_normed(c, &t->normed, &a->proj[OSP_K], &a->norm_k, &t->k));
+  OSP_TRY(osp_layernorm_modulate(&t->x, &shift, &scale, c->eps, &t->normed));
+  OSP_TRY(project_rotated(c, &t->normed, &a->proj[OSP_Q], &a->norm_q, t, &t->q));
+  OSP_TRY(project_rotated(c, &t->normed, &a->proj[OSP_K], &a->norm_k, t, &t->k));
   OSP_TRY(linear(&t->normed, &a->proj[OSP_V], &t->v));
   osp_tensor q = split_heads(&t->q, c->num_heads), k = split_heads(&t->k, c->num_heads);
   osp_tensor v = split_heads(&t->v, c->num_heads), o = split_heads(&t->attended, c->num_heads);
-  OSP_TRY(osp_rope_apply(&q, t->rope_cos, t->rope_sin));
-  OSP_TRY(osp_rope_apply(&k, t->rope_cos, t->rope_sin));
   OSP_TRY(osp_attention(&q, &k, &v, t->key_mask, 1.0f / sqrtf((float)c->head_dim), attention_scratch(act), &o));
   OSP_TRY(linear(&t->attended, &a->proj[OSP_O], &t->projected));
-  return osp_gated_add(&t->x, &t->projected, &gate);
+  if (!c->cross_attn_norm) return osp_gated_add(&t->x, &t->projected, &gate);
+  return osp_gated_add_layernorm(&t->x, &t->projected, &gate, &b->cross_norm_weight,
+                                 &b->cross_norm_bias, NULL, NULL, c->eps, &t->normed);
 }
 
-/* x += CrossAttn(LN_affine(x), context): no modulation, no gate, no RoPE, no mask. */
+/* x += CrossAttn(LN_affine(x), context): no modulation, no gate, no RoPE, no mask. The residual
+ * step also makes the FFN's input, normed = LN(x)·(1 + scale) + shift. */
 static osp_status cross_attention(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t) {
   const osp_model_config *c = &dit->config;
   const osp_attention_params *a = &b->cross_attn;
-  const osp_tensor *query_input = &t->x;
-  if (c->cross_attn_norm) {
-    OSP_TRY(osp_layernorm(&t->x, &b->cross_norm_weight, &b->cross_norm_bias, c->eps, &t->normed));
-    query_input = &t->normed;
-  }
+  const osp_tensor *query_input = c->cross_attn_norm ? &t->normed : &t->x;
   OSP_TRY(project_normed(c, query_input, &a->proj[OSP_Q], &a->norm_q, &t->q));
   OSP_TRY(project_normed(c, &act->context, &a->proj[OSP_K], &a->norm_k, &act->context_k));
   OSP_TRY(linear(&act->context, &a->proj[OSP_V], &act->context_v));
@@ -290,22 +303,41 @@ static osp_status cross_attention(const osp_dit *dit, const osp_dit_block *b, ac
   osp_tensor k = split_heads(&act->context_k, c->num_heads), v = split_heads(&act->context_v, c->num_heads);
   OSP_TRY(osp_attention(&q, &k, &v, NULL, 1.0f / sqrtf((float)c->head_dim), attention_scratch(act), &o));
   OSP_TRY(linear(&t->attended, &a->proj[OSP_O], &t->projected));
-  return osp_gated_add(&t->x, &t->projected, NULL);
+  osp_tensor shift = table_row(&act->mod, 3), scale = table_row(&act->mod, 4);
+  return osp_gated_add_layernorm(&t->x, &t->projected, NULL, NULL, NULL, &shift, &scale, c->eps, &t->normed);
 }
 
-/* x += FFN(LN(x)·(1 + scale) + shift) · gate, FFN = Linear → GELU(tanh) → Linear. */
-static osp_status feed_forward(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t) {
-  const osp_model_config *c = &dit->config;
-  osp_tensor shift = table_row(&act->mod, 3), scale = table_row(&act->mod, 4), gate = table_row(&act->mod, 5);
-  OSP_TRY(osp_layernorm(&t->x, NULL, NULL, c->eps, &t->normed));
-  OSP_TRY(osp_modulate(&t->normed, &shift, &scale, &t->normed));
-  OSP_TRY(linear(&t->normed, &b->ffn_in, &t->hidden));
-  OSP_TRY(osp_gelu_tanh(&t->hidden, &t->hidden));
+/* The block's last residual step, x += projected · gate. Where the next block runs in another
+ * layout, the sum goes straight into that layout (the gather of the layout change and the add
+ * in one pass), and the spare buffer becomes x. */
+static osp_status finish_block(activations *act, block_tensors *t, const osp_tensor *gate, osp_pattern next) {
+  const osp_pattern from = act->layout.pattern;
+  if (next == from) return osp_gated_add(&t->x, &t->projected, gate);
+  osp_tensor dst = in_layout(&act->x_spare, &act->plan.layout[next]);
+  OSP_TRY(osp_gated_add_gather(&t->x, &t->projected, gate, &act->plan.gather[from][next], &dst));
+  take_spare(act, next);
+  return OSP_OK;
+}
+
+/* x += FFN(normed) · gate, FFN = Linear → GELU(tanh) → Linear, with normed from cross_attention;
+ * the sum lands in the layout of `next`. */
+static osp_status feed_forward(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t,
+                               osp_pattern next) {
+  osp_tensor gate = table_row(&act->mod, 5);
+  OSP_TRY(osp_linear_gelu_tanh(&t->normed, &b->ffn_in.weight, &b->ffn_in.bias, &t->hidden));
   OSP_TRY(linear(&t->hidden, &b->ffn_out, &t->projected));
-  return osp_gated_add(&t->x, &t->projected, &gate);
+  return finish_block(act, t, &gate, next);
 }
 
-/* One block in its scheduled layout: the tokens move only when the pattern changes. */
+/* The layout block `index` leaves the residual stream in: the next block's, or the natural one
+ * for the head. */
+static osp_pattern pattern_after(const osp_dit *dit, int index) {
+  const osp_model_config *c = &dit->config;
+  return index + 1 < c->num_layers ? (osp_pattern)c->schedule[index + 1] : OSP_PATTERN_FULL;
+}
+
+/* One block in its scheduled layout: the tokens move only when the pattern changes, inside the
+ * residual step of the block before. */
 static osp_status run_block(const osp_dit *dit, int index, activations *act) {
   const osp_dit_block *b = &dit->blocks[index];
   OSP_TRY(change_layout(act, (osp_pattern)dit->config.schedule[index]));
@@ -313,7 +345,7 @@ static osp_status run_block(const osp_dit *dit, int index, activations *act) {
   OSP_TRY(osp_add(&b->modulation, &act->e0, &act->mod));
   OSP_TRY(self_attention(dit, b, act, &t));
   OSP_TRY(cross_attention(dit, b, act, &t));
-  return feed_forward(dit, b, act, &t);
+  return feed_forward(dit, b, act, &t, pattern_after(dit, index));
 }
 
 /* Head: m = head_modulation + e (rows shift, scale); y = head(LN(x)·(1 + scale) + shift). */
@@ -323,8 +355,7 @@ static osp_status run_head(const osp_dit *dit, activations *act) {
   OSP_TRY(osp_add(&dit->head_modulation, &e_row, &act->head_mod));
   osp_tensor shift = table_row(&act->head_mod, 0), scale = table_row(&act->head_mod, 1);
   osp_tensor x = in_layout(&act->x, &act->layout), normed = in_layout(&act->normed, &act->layout);
-  OSP_TRY(osp_layernorm(&x, NULL, NULL, dit->config.eps, &normed));
-  OSP_TRY(osp_modulate(&normed, &shift, &scale, &normed));
+  OSP_TRY(osp_layernorm_modulate(&x, &shift, &scale, dit->config.eps, &normed));
   return linear(&normed, &dit->head, &act->out_tokens);
 }
 

@@ -3,6 +3,7 @@
 #include "core/status.h"
 #include "cpu/cpu.h"
 #include "ops/check.h"
+#include "ops/grad.h"
 #include "ops/ops.h"
 
 static osp_status check_operands(ops_call *call, const osp_tensor *q, const osp_tensor *k,
@@ -39,13 +40,59 @@ size_t osp_attention_scratch_bytes(osp_device device) {
   return device == OSP_CPU ? osp_cpu_attention_scratch_bytes() : 0;
 }
 
-static osp_status check_scratch(ops_call *call, const osp_tensor *scratch) {
-  if (!scratch && osp_attention_scratch_bytes(call->device) == 0) return OSP_OK;
+size_t osp_attention_backward_scratch_bytes(osp_device device) {
+  return device == OSP_CPU ? osp_cpu_attention_backward_scratch_bytes() : 0;
+}
+
+/* scratch: a u8 tensor of at least bytes_on(device), or NULL where that is 0. */
+static osp_status check_scratch(ops_call *call, const osp_tensor *scratch,
+                                size_t (*bytes_on)(osp_device)) {
+  if (!scratch && bytes_on(call->device) == 0) return OSP_OK;
   OSP_TRY(ops_check_operand(call, "scratch", scratch, OSP_U8, OPS_CONTIGUOUS));
-  size_t need = osp_attention_scratch_bytes(scratch->device);
+  size_t need = bytes_on(scratch->device);
   if (osp_tensor_bytes(scratch) < need)
     return osp_fail(OSP_ERR_SHAPE, "%s: scratch: expected at least %zu bytes, found %zu", call->op,
                     need, osp_tensor_bytes(scratch));
+  return OSP_OK;
+}
+
+/* What every attention op checks: q, k, v, key_mask and out as osp_attention takes them, the
+ * op's scratch and a finite scale. */
+static osp_status check_attention(ops_call *call, const osp_tensor *q, const osp_tensor *k,
+                                  const osp_tensor *v, const osp_tensor *key_mask, float scale,
+                                  const osp_tensor *scratch, size_t (*scratch_bytes_on)(osp_device),
+                                  const osp_tensor *out) {
+  OSP_TRY(check_operands(call, q, k, v, key_mask, out));
+  OSP_TRY(check_shapes(call, q, k, v, key_mask, out));
+  OSP_TRY(check_scratch(call, scratch, scratch_bytes_on));
+  if (!isfinite(scale))
+    return osp_fail(OSP_ERR_ARGUMENT, "%s: scale: expected a finite value, found %g", call->op,
+                    (double)scale);
+  return OSP_OK;
+}
+
+/* lse: f32 [B, heads, Nq] for q [B, Nq, heads, D]. */
+static osp_status check_lse(ops_call *call, const osp_tensor *lse, const osp_tensor *q) {
+  OSP_TRY(ops_check_operand(call, "lse", lse, OSP_F32, OPS_CONTIGUOUS));
+  return ops_check_shape(call, "lse", lse, 3,
+                         (const int64_t[]){q->shape[0], q->shape[2], q->shape[1]});
+}
+
+/* The CPU kernels' view of the sizes: B, Bk, Nq, Nk, heads, D, within OpenBLAS's int sizes. */
+static osp_status cpu_shape(const ops_call *call, const osp_tensor *q, const osp_tensor *k,
+                            osp_cpu_attention_shape *shape) {
+  *shape = (osp_cpu_attention_shape){q->shape[0], k->shape[0], q->shape[1],
+                                     k->shape[1], q->shape[2], q->shape[3]};
+  return ops_check_blas_size(call, "heads x head_dim", shape->heads * shape->head_dim);
+}
+
+static osp_status cpu_forward(const ops_call *call, const osp_tensor *q, const osp_tensor *k,
+                              const osp_tensor *v, const osp_tensor *key_mask, float scale,
+                              const osp_tensor *scratch, osp_tensor *out, osp_tensor *lse) {
+  osp_cpu_attention_shape shape;
+  OSP_TRY(cpu_shape(call, q, k, &shape));
+  osp_cpu_attention(q->data, k->data, v->data, ops_data_or_null(key_mask), scale, out->data,
+                    ops_data_or_null(lse), shape, scratch->data);
   return OSP_OK;
 }
 
@@ -53,16 +100,11 @@ osp_status osp_attention(const osp_tensor *q, const osp_tensor *k, const osp_ten
                          const osp_tensor *key_mask, float scale, const osp_tensor *scratch,
                          osp_tensor *out) {
   ops_call call = OPS_CALL("osp_attention");
-  OSP_TRY(check_operands(&call, q, k, v, key_mask, out));
-  OSP_TRY(check_shapes(&call, q, k, v, key_mask, out));
-  OSP_TRY(check_scratch(&call, scratch));
+  OSP_TRY(
+      check_attention(&call, q, k, v, key_mask, scale, scratch, osp_attention_scratch_bytes, out));
   OSP_TRY(ops_check_disjoint(&call, "out", out, "q", q));
   OSP_TRY(ops_check_disjoint(&call, "out", out, "k", k));
   OSP_TRY(ops_check_disjoint(&call, "out", out, "v", v));
-  if (!isfinite(scale))
-    return osp_fail(OSP_ERR_ARGUMENT, "%s: scale: expected a finite value, found %g", call.op,
-                    (double)scale);
-
   OSP_TRY(ops_check_backend(&call));
 #ifdef OSP_HAVE_CUDA
   if (call.device == OSP_CUDA) {
@@ -78,16 +120,61 @@ osp_status osp_attention(const osp_tensor *q, const osp_tensor *k, const osp_ten
                               out->data, cuda_shape);
   }
 #endif
-  const osp_cpu_attention_shape shape = {
-      .batch = q->shape[0],
-      .kv_batch = k->shape[0],
-      .queries = q->shape[1],
-      .keys = k->shape[1],
-      .heads = q->shape[2],
-      .head_dim = q->shape[3],
-  };
-  OSP_TRY(ops_check_blas_size(&call, "heads x head_dim", shape.heads * shape.head_dim));
-  osp_cpu_attention(q->data, k->data, v->data, key_mask ? key_mask->data : NULL, scale, out->data,
-                    shape, scratch->data);
+  return cpu_forward(&call, q, k, v, key_mask, scale, scratch, out, NULL);
+}
+
+osp_status osp_attention_forward_lse(const osp_tensor *q, const osp_tensor *k, const osp_tensor *v,
+                                     const osp_tensor *key_mask, float scale,
+                                     const osp_tensor *scratch, osp_tensor *out, osp_tensor *lse) {
+  ops_call call = OPS_CALL("osp_attention_forward_lse");
+  OSP_TRY(
+      check_attention(&call, q, k, v, key_mask, scale, scratch, osp_attention_scratch_bytes, out));
+  OSP_TRY(check_lse(&call, lse, q));
+  const ops_operand inputs[] = {{"q", q}, {"k", k}, {"v", v}};
+  const ops_operand outputs[] = {{"out", out}, {"lse", lse}}; /* apart, as gradients are */
+  OSP_TRY(ops_check_gradients_apart(&call, outputs, 2, inputs, OPS_COUNT(inputs)));
+  OSP_TRY(ops_check_backend(&call));
+  OSP_TRY(ops_require_cpu(&call));
+  return cpu_forward(&call, q, k, v, key_mask, scale, scratch, out, lse);
+}
+
+/* dout as out; dq as q; dk and dv as k (each may be NULL). */
+static osp_status check_gradients(ops_call *call, const osp_tensor *q, const osp_tensor *k,
+                                  const osp_tensor *dout, const osp_tensor *dq,
+                                  const osp_tensor *dk, const osp_tensor *dv) {
+  OSP_TRY(ops_check_float(call, "dout", dout, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_cuda_dtype(call, "dout", dout, OSP_BF16));
+  OSP_TRY(ops_check_shape_as(call, "dout", dout, q, q->shape[3]));
+  OSP_TRY(ops_check_gradient(call, "dq", dq, 4, q->shape, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_gradient(call, "dk", dk, 4, k->shape, OPS_CONTIGUOUS));
+  return ops_check_gradient(call, "dv", dv, 4, k->shape, OPS_CONTIGUOUS);
+}
+
+osp_status osp_attention_backward(const osp_tensor *q, const osp_tensor *k, const osp_tensor *v,
+                                  const osp_tensor *key_mask, float scale, const osp_tensor *out,
+                                  const osp_tensor *lse, const osp_tensor *dout,
+                                  const osp_tensor *scratch, osp_tensor *dq, osp_tensor *dk,
+                                  osp_tensor *dv) {
+  ops_call call = OPS_CALL("osp_attention_backward");
+  OSP_TRY(check_attention(&call, q, k, v, key_mask, scale, scratch,
+                          osp_attention_backward_scratch_bytes, out));
+  OSP_TRY(check_lse(&call, lse, q));
+  OSP_TRY(check_gradients(&call, q, k, dout, dq, dk, dv));
+  const ops_operand inputs[] = {{"q", q},
+                                {"k", k},
+                                {"v", v},
+                                {"out", out},
+                                {"lse", lse},
+                                {"dout", dout},
+                                {"key_mask", key_mask}};
+  const ops_operand grads[] = {{"dq", dq}, {"dk", dk}, {"dv", dv}};
+  OSP_TRY(ops_check_gradients_apart(&call, grads, OPS_COUNT(grads), inputs, OPS_COUNT(inputs)));
+  OSP_TRY(ops_check_backend(&call));
+  OSP_TRY(ops_require_cpu(&call));
+  osp_cpu_attention_shape shape;
+  OSP_TRY(cpu_shape(&call, q, k, &shape));
+  osp_cpu_attention_backward(q->data, k->data, v->data, ops_data_or_null(key_mask), scale,
+                             out->data, lse->data, dout->data, ops_data_or_null(dq),
+                             ops_data_or_null(dk), ops_data_or_null(dv), shape, scratch->data);
   return OSP_OK;
 }

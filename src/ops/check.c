@@ -161,3 +161,106 @@ osp_status ops_check_backend(const ops_call *call) {
   return osp_fail(OSP_ERR_UNSUPPORTED, "%s: this build has no CUDA backend", call->op);
 #endif
 }
+
+osp_status ops_require_cpu(const ops_call *call) {
+  if (call->device == OSP_CPU) return OSP_OK;
+  return osp_fail(OSP_ERR_UNSUPPORTED, "%s: only CPU tensors for now; this op has no %s kernel yet",
+                  call->op, device_name(call->device));
+}
+
+/* ---- Videos and their patch tokens ----------------------------------------------------------- */
+
+osp_status ops_check_video(ops_call *call, const char *name, const osp_tensor *video,
+                           const int patch[3]) {
+  OSP_TRY(ops_check_float(call, name, video, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape(call, name, video, 5, (const int64_t[]){-1, -1, -1, -1, -1}));
+  if (patch[0] < 1 || patch[1] < 1 || patch[2] < 1)
+    return osp_fail(OSP_ERR_ARGUMENT, "%s: patch: expected positive sizes, found %dx%dx%d",
+                    call->op, patch[0], patch[1], patch[2]);
+  if (video->shape[2] % patch[0] || video->shape[3] % patch[1] || video->shape[4] % patch[2])
+    return osp_fail(OSP_ERR_SHAPE,
+                    "%s: %s: expected frames x height x width in multiples of the patch %dx%dx%d, "
+                    "found %lldx%lldx%lld",
+                    call->op, name, patch[0], patch[1], patch[2], (long long)video->shape[2],
+                    (long long)video->shape[3], (long long)video->shape[4]);
+  return OSP_OK;
+}
+
+osp_cpu_video ops_cpu_video(const osp_tensor *video, const int patch[3]) {
+  return (osp_cpu_video){
+      .batch = video->shape[0],
+      .channels = video->shape[1],
+      .frames = video->shape[2],
+      .height = video->shape[3],
+      .width = video->shape[4],
+      .patch = {patch[0], patch[1], patch[2]},
+  };
+}
+
+osp_status ops_check_patch_tokens(ops_call *call, const char *name, const osp_tensor *tokens,
+                                  const osp_cpu_video *video) {
+  const int64_t *p = video->patch;
+  const int64_t count = video->frames / p[0] * (video->height / p[1]) * (video->width / p[2]);
+  OSP_TRY(ops_check_float(call, name, tokens, OPS_CONTIGUOUS));
+  const int64_t features = video->channels * p[0] * p[1] * p[2];
+  return ops_check_shape(call, name, tokens, 3, (const int64_t[]){video->batch, count, features});
+}
+
+/* ---- Gradients ------------------------------------------------------------------------------ */
+
+void *ops_data_or_null(const osp_tensor *t) { return t ? t->data : NULL; }
+
+osp_status ops_check_gradient(ops_call *call, const char *name, const osp_tensor *grad, int ndim,
+                              const int64_t *shape, ops_layout layout) {
+  if (!grad) return OSP_OK;
+  OSP_TRY(ops_check_float(call, name, grad, layout));
+  return ops_check_shape(call, name, grad, ndim, shape);
+}
+
+osp_status ops_check_absent(const ops_call *call, const char *name, const osp_tensor *t,
+                            const char *because) {
+  if (!t) return OSP_OK;
+  return osp_fail(OSP_ERR_ARGUMENT, "%s: %s: expected NULL (%s), found a tensor", call->op, name,
+                  because);
+}
+
+/* A [R, C] view whose rows lie apart from each other: the rows of a table, not a whole block. */
+static bool is_row_view(const osp_tensor *t) {
+  return t->ndim == 2 && t->stride[1] == 1 && !osp_tensor_is_contiguous(t);
+}
+
+/* Whether a row of one [R, C] view meets a row of the other. */
+static bool rows_meet(const osp_tensor *a, const osp_tensor *b) {
+  const int64_t a_bytes = a->shape[1] * (int64_t)osp_dtype_size(a->dtype);
+  const int64_t b_bytes = b->shape[1] * (int64_t)osp_dtype_size(b->dtype);
+  for (int64_t i = 0; i < a->shape[0]; i++) {
+    const uintptr_t a_begin = (uintptr_t)a->data + i * a->stride[0] * osp_dtype_size(a->dtype);
+    for (int64_t j = 0; j < b->shape[0]; j++) {
+      const uintptr_t b_begin = (uintptr_t)b->data + j * b->stride[0] * osp_dtype_size(b->dtype);
+      if (a_begin < b_begin + b_bytes && b_begin < a_begin + a_bytes) return true;
+    }
+  }
+  return false;
+}
+
+static osp_status check_apart(const ops_call *call, ops_operand grad, ops_operand other) {
+  if (!is_row_view(grad.t) || !is_row_view(other.t))
+    return ops_check_disjoint(call, grad.name, grad.t, other.name, other.t);
+  if (rows_meet(grad.t, other.t))
+    return osp_fail(OSP_ERR_ARGUMENT,
+                    "%s: %s: expected memory apart from %s, found rows of them overlapping",
+                    call->op, grad.name, other.name);
+  return OSP_OK;
+}
+
+osp_status ops_check_gradients_apart(const ops_call *call, const ops_operand *grads,
+                                     int grad_count, const ops_operand *inputs, int input_count) {
+  for (int g = 0; g < grad_count; g++) {
+    if (!grads[g].t) continue;
+    for (int i = 0; i < input_count; i++)
+      if (inputs[i].t) OSP_TRY(check_apart(call, grads[g], inputs[i]));
+    for (int other = 0; other < g; other++)
+      if (grads[other].t) OSP_TRY(check_apart(call, grads[g], grads[other]));
+  }
+  return OSP_OK;
+}

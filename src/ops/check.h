@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "core/tensor.h"
+#include "cpu/cpu.h"
 #ifdef OSP_HAVE_CUDA
 #include "cuda/cuda.h"
 #endif
@@ -77,5 +78,93 @@ osp_status ops_check_blas_size(const ops_call *call, const char *what, int64_t s
  * After it, an op runs `if (call.device == OSP_CUDA) return osp_cuda_...;` under OSP_HAVE_CUDA,
  * then its CPU kernel. */
 osp_status ops_check_backend(const ops_call *call);
+
+/* Refuses a call on a device whose kernels for this op do not exist yet (OSP_ERR_UNSUPPORTED, the
+ * message names the op and the device). */
+osp_status ops_require_cpu(const ops_call *call);
+
+/* ---- Checks that several ops share (check_operands.c) ------------------------------------- */
+
+/* Token tensors and their per-batch-row tables (modulation, gates). */
+
+/* x is [B, N, C], contiguous, floating. */
+osp_status ops_check_tokens(ops_call *call, const char *name, const osp_tensor *x);
+
+/* A per-(batch, channel) operand [Bm, C] of x [B, N, C] with Bm dividing B: a row of a [Bm, k, C]
+ * table is fine. */
+osp_status ops_check_table_row(ops_call *call, const char *name, const osp_tensor *t,
+                               const osp_tensor *x);
+
+/* A checked table row (or NULL: absent) as the kernels take it. */
+osp_cpu_rows ops_cpu_rows(const osp_tensor *t);
+#ifdef OSP_HAVE_CUDA
+osp_cuda_rows ops_cuda_rows(const osp_tensor *t);
+#endif
+
+/* Norm parameters: eps finite and ≥ 0; a per-channel vector is [C], C the last dimension of x. */
+osp_status ops_check_eps(const ops_call *call, float eps);
+osp_status ops_check_channel_vector(ops_call *call, const char *name, const osp_tensor *t,
+                                    const osp_tensor *x);
+
+/* RoPE's x (named x_name) [B, N, heads, D] (D even) and its tables cos, sin [N, D/2] (shared) or [Bt, N, D/2]
+ * with Bt 1 or B, apart from x; table_batch_stride gets 0 for a shared table, N·D/2 otherwise. */
+osp_status ops_check_rope_operands(ops_call *call, const char *x_name, const osp_tensor *x,
+                                   const osp_tensor *cos, const osp_tensor *sin,
+                                   int64_t *table_batch_stride);
+
+/* A row gather's index (i32 [Rd]) and dst (Rd rows as wide as src's, src's dtype, apart from src
+ * and index); src itself is checked by the caller. The index values (below src_rows; negative
+ * asks for zeros) are read separately, after ops_check_backend (on CUDA, from a host copy). */
+osp_status ops_check_gather_operands(ops_call *call, const osp_tensor *src,
+                                     const osp_tensor *index, const osp_tensor *dst);
+osp_status ops_check_gather_index_values(const ops_call *call, const osp_tensor *index,
+                                         int64_t src_rows);
+
+/* ---- Videos and their patch tokens (patchify, unpatchify and their backwards) --------------- */
+
+/* A video operand [B, C, F, H, W] whose F, H, W are multiples of a positive patch. */
+osp_status ops_check_video(ops_call *call, const char *name, const osp_tensor *video,
+                           const int patch[3]);
+/* A checked video as the CPU kernels take it. */
+osp_cpu_video ops_cpu_video(const osp_tensor *video, const int patch[3]);
+/* The patch tokens of a video: [B, N, C·pt·ph·pw]. */
+osp_status ops_check_patch_tokens(ops_call *call, const char *name, const osp_tensor *tokens,
+                                  const osp_cpu_video *video);
+
+/* ---- Gradients (the backward ops of grad.h) -------------------------------------------------- */
+
+/* A tensor's data, or NULL for an absent tensor (a gradient not wanted). */
+void *ops_data_or_null(const osp_tensor *t);
+
+/* A gradient output: NULL (not wanted), or a float tensor of `shape` with the layout. */
+osp_status ops_check_gradient(ops_call *call, const char *name, const osp_tensor *grad, int ndim,
+                              const int64_t *shape, ops_layout layout);
+
+/* The operand is NULL, as it must be `because` ("no gate", ...). */
+osp_status ops_check_absent(const ops_call *call, const char *name, const osp_tensor *t,
+                            const char *because);
+
+/* One operand of a call by name; t NULL where it is absent. */
+typedef struct {
+  const char *name;
+  const osp_tensor *t;
+} ops_operand;
+
+#define OPS_COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
+
+/* Every present gradient shares no memory with a present input or with another gradient. Two row
+ * views [R, C] (rows of one gradient table, say) are compared row by row, so the rows of one table
+ * may interleave; any other pair by the span of its bytes, as ops_check_disjoint does. */
+osp_status ops_check_gradients_apart(const ops_call *call, const ops_operand *grads,
+                                     int grad_count, const ops_operand *inputs, int input_count);
+
+/* t holds one row per entry of index (i32 [Rd]), each as wide as like's rows. */
+osp_status ops_check_row_per_index(const ops_call *call, const char *name, const osp_tensor *t,
+                                   const osp_tensor *index, const char *like_name,
+                                   const osp_tensor *like);
+
+/* Two optional operands that come together (weight and bias, shift and scale). */
+osp_status ops_check_both_or_neither(const ops_call *call, const char *a_name, const osp_tensor *a,
+                                     const char *b_name, const osp_tensor *b);
 
 #endif

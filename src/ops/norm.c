@@ -5,32 +5,16 @@
 #include "ops/check.h"
 #include "ops/ops.h"
 
-static osp_status check_eps(const ops_call *call, float eps) {
-  if (!(eps >= 0.0f && isfinite(eps)))
-    return osp_fail(OSP_ERR_ARGUMENT, "%s: eps: expected a finite value >= 0, found %g", call->op,
-                    (double)eps);
-  return OSP_OK;
-}
-
-/* A per-channel parameter: [C] with C the last dimension of x. */
-static osp_status check_channel_vector(ops_call *call, const char *name, const osp_tensor *t,
-                                       const osp_tensor *x) {
-  OSP_TRY(ops_check_float(call, name, t, OPS_CONTIGUOUS));
-  return ops_check_shape(call, name, t, 1, (const int64_t[]){x->shape[x->ndim - 1]});
-}
-
 osp_status osp_layernorm(const osp_tensor *x, const osp_tensor *weight, const osp_tensor *bias,
                          float eps, osp_tensor *y) {
   ops_call call = OPS_CALL("osp_layernorm");
   OSP_TRY(ops_check_in_out(&call, x, y));
-  if (!weight != !bias)
-    return osp_fail(OSP_ERR_ARGUMENT, "%s: weight, bias: expected both or neither, found only %s",
-                    call.op, weight ? "weight" : "bias");
+  OSP_TRY(ops_check_both_or_neither(&call, "weight", weight, "bias", bias));
   if (weight) {
-    OSP_TRY(check_channel_vector(&call, "weight", weight, x));
-    OSP_TRY(check_channel_vector(&call, "bias", bias, x));
+    OSP_TRY(ops_check_channel_vector(&call, "weight", weight, x));
+    OSP_TRY(ops_check_channel_vector(&call, "bias", bias, x));
   }
-  OSP_TRY(check_eps(&call, eps));
+  OSP_TRY(ops_check_eps(&call, eps));
   if (weight && weight->dtype != bias->dtype)
     return osp_fail(OSP_ERR_SHAPE, "%s: bias: expected weight's dtype %s, found %s", call.op,
                     osp_dtype_name(weight->dtype), osp_dtype_name(bias->dtype));
@@ -50,8 +34,8 @@ osp_status osp_layernorm(const osp_tensor *x, const osp_tensor *weight, const os
 osp_status osp_rmsnorm(const osp_tensor *x, const osp_tensor *weight, float eps, osp_tensor *y) {
   ops_call call = OPS_CALL("osp_rmsnorm");
   OSP_TRY(ops_check_in_out(&call, x, y));
-  OSP_TRY(check_channel_vector(&call, "weight", weight, x));
-  OSP_TRY(check_eps(&call, eps));
+  OSP_TRY(ops_check_channel_vector(&call, "weight", weight, x));
+  OSP_TRY(ops_check_eps(&call, eps));
 
   OSP_TRY(ops_check_backend(&call));
 #ifdef OSP_HAVE_CUDA

@@ -1,7 +1,8 @@
 /* Ops: one function per operation. Each checks its tensors (dtype, device, shapes; the message
  * names the op and the operand) and dispatches to the backend of the tensors' device. All
  * operands of one call live on one device. Tensors are contiguous unless an op says otherwise.
- * The CPU backend computes in float32 (src/cpu/); CUDA comes in a later backend (src/cuda/). */
+ * The CPU backend computes in float32 (src/cpu/); the CUDA backend (src/cuda/) in bf16 or f32
+ * storage with f32 arithmetic. Gradients of these ops: grad.h. */
 #ifndef OSP_OPS_OPS_H
 #define OSP_OPS_OPS_H
 
@@ -96,6 +97,40 @@ osp_status osp_unpatchify(const osp_tensor *tokens, const int patch[3], osp_tens
 /* Timestep sinusoid: t [B] → out [B, D], out[b] = [cos(t·f_0..f_{D/2−1}), sin(t·f_0..)],
  * f_j = 10000^(−j/(D/2)), computed in float64 (as the original Wan2.1 code does). */
 osp_status osp_timestep_embedding(const osp_tensor *t, osp_tensor *out);
+
+/* ---- Fused ops: one pass over the tokens where the block has two or three ------------------
+ * Each equals the composition it names (operands checked as those ops check them; the CPU runs
+ * exactly that composition); on CUDA one kernel keeps each row in registers between the steps. */
+
+/* y = LN(x)·(1 + scale[b mod Bm]) + shift[b mod Bm]: osp_layernorm (no affine), then osp_modulate.
+ * x, y [B, N, C]; y may be x. */
+osp_status osp_layernorm_modulate(const osp_tensor *x, const osp_tensor *shift,
+                                  const osp_tensor *scale, float eps, osp_tensor *y);
+
+/* The residual step and the next norm: x += y·gate (osp_gated_add; gate NULL: x += y), then
+ * normed = LN(x; weight, bias) (osp_layernorm; weight and bias both NULL: no affine), then, where
+ * shift and scale are given (both or neither), normed = normed·(1 + scale) + shift (osp_modulate).
+ * x, y, normed [B, N, C]; normed apart from x and y. */
+osp_status osp_gated_add_layernorm(osp_tensor *x, const osp_tensor *y, const osp_tensor *gate,
+                                   const osp_tensor *weight, const osp_tensor *bias,
+                                   const osp_tensor *shift, const osp_tensor *scale, float eps,
+                                   osp_tensor *normed);
+
+/* q or k after its projection, in place: x [B, N, heads, D] gets RMSNorm over heads·D
+ * (osp_rmsnorm, weight [heads·D]), then RoPE (osp_rope_apply with its tables). */
+osp_status osp_rmsnorm_rope(osp_tensor *x, const osp_tensor *weight, float eps,
+                            const osp_tensor *cos, const osp_tensor *sin);
+
+/* y = GELU_tanh(x·wᵀ + bias): osp_linear, then osp_gelu_tanh (on CUDA in the matmul's epilogue). */
+osp_status osp_linear_gelu_tanh(const osp_tensor *x, const osp_tensor *w, const osp_tensor *bias,
+                                osp_tensor *y);
+
+/* The residual step of a block whose successor runs in another layout: dst = gather(x + y·gate)
+ * (osp_gated_add, then osp_gather_rows with index) in one pass, with x itself left as it was.
+ * x, y [B, N, C] (gate as in osp_gated_add, NULL: no gate); index and dst as osp_gather_rows's
+ * (src = x), dst apart from x, y and index. */
+osp_status osp_gated_add_gather(const osp_tensor *x, const osp_tensor *y, const osp_tensor *gate,
+                                const osp_tensor *index, osp_tensor *dst);
 
 /* ---- Memory, transfers and randomness on any device -------------------------------------- */
 

@@ -73,34 +73,16 @@ osp_status osp_rope_tables_at(const osp_tensor *positions, int head_dim, osp_ten
 
 osp_status osp_rope_apply(osp_tensor *x, const osp_tensor *cos, const osp_tensor *sin) {
   ops_call call = OPS_CALL("osp_rope_apply");
-  OSP_TRY(ops_check_float(&call, "x", x, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_operand(&call, "cos", cos, OSP_F32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_operand(&call, "sin", sin, OSP_F32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_shape(&call, "x", x, 4, (const int64_t[]){-1, -1, -1, -1}));
+  int64_t table_batch_stride = 0;
+  OSP_TRY(ops_check_rope_operands(&call, "x", x, cos, sin, &table_batch_stride));
   const int64_t B = x->shape[0], N = x->shape[1], heads = x->shape[2], D = x->shape[3];
-  if (D % 2)
-    return osp_fail(OSP_ERR_SHAPE, "%s: x: expected an even head width, found %lld", call.op,
-                    (long long)D);
-  const bool shared = cos->ndim == 2;
-  if (shared)
-    OSP_TRY(ops_check_shape(&call, "cos", cos, 2, (const int64_t[]){N, D / 2}));
-  else
-    OSP_TRY(ops_check_shape(&call, "cos", cos, 3, (const int64_t[]){-1, N, D / 2}));
-  OSP_TRY(ops_check_shape_as(&call, "sin", sin, cos, D / 2));
-  const int64_t tables = shared ? 1 : cos->shape[0];
-  if (tables != 1 && tables != B)
-    return osp_fail(OSP_ERR_SHAPE,
-                    "%s: cos: expected 1 table or %lld (one per batch row of x), found %lld",
-                    call.op, (long long)B, (long long)tables);
-  OSP_TRY(ops_check_disjoint(&call, "x", x, "cos", cos));
-  OSP_TRY(ops_check_disjoint(&call, "x", x, "sin", sin));
 
   OSP_TRY(ops_check_backend(&call));
 #ifdef OSP_HAVE_CUDA
   if (call.device == OSP_CUDA)
-    return osp_cuda_rope_apply(x->data, x->dtype, cos->data, sin->data, tables == 1 ? 0 : N * D / 2,
-                               B, N, heads, D);
+    return osp_cuda_rope_apply(x->data, x->dtype, cos->data, sin->data, table_batch_stride, B, N,
+                               heads, D);
 #endif
-  osp_cpu_rope_apply(x->data, cos->data, sin->data, tables == 1 ? 0 : N * D / 2, B, N, heads, D);
+  osp_cpu_rope_apply(x->data, cos->data, sin->data, table_batch_stride, B, N, heads, D);
   return OSP_OK;
 }

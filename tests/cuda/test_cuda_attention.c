@@ -142,7 +142,7 @@ static void run_case(const attention_case *c, uint64_t seed, const char *path) {
     CHECK(st == OSP_OK);
   } else {
     const osp_cpu_attention_shape cpu_shape = {B, Bk, Nq, Nk, H, D};
-    osp_cpu_attention(q, k, v, mask, c->scale, cpu_out, cpu_shape, scratch);
+    osp_cpu_attention(q, k, v, mask, c->scale, cpu_out, NULL, cpu_shape, scratch);
     double v_max = 0.0;
     for (size_t i = 0; i < nkv; i++) v_max = fmax(v_max, fabs(v[i]));
     const double bound = v_max / 128.0 + 1e-6;

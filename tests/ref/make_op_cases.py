@@ -192,13 +192,13 @@ def rope_tables_at_cases(write):
         )
 
 
-def rotate_like_wan_attention(x, freqs_cos, freqs_sin):
-    """x [B, N, heads, D] rotated by WanAttnProcessor itself: an attention module whose q projection
-    is the identity (exact in float32) and whose q norm is off, and whose attention call is replaced
-    by one that hands back the rotated query."""
+def wan_rotated_query(x, freqs_cos, freqs_sin):
+    """x [B, N, heads, D] rotated by WanAttnProcessor itself, in x's dtype and differentiable: an
+    attention module whose q projection is the identity (exact in float32) and whose q norm is
+    off, and whose attention call is replaced by one that hands back the rotated query."""
     batch, tokens, heads, head_dim = x.shape
     attention = WanAttention(dim=heads * head_dim, heads=heads, dim_head=head_dim,
-                             processor=WanAttnProcessor())
+                             processor=WanAttnProcessor()).to(x.dtype)
     with torch.no_grad():
         for projection in (attention.to_q, attention.to_k, attention.to_v):
             projection.weight.copy_(torch.eye(heads * head_dim))
@@ -207,17 +207,22 @@ def rotate_like_wan_attention(x, freqs_cos, freqs_sin):
     captured = {}
 
     def capture_query(query, key, value, **kwargs):
-        captured["query"] = query.clone()
+        captured["query"] = query
         return query
 
     original = transformer_wan.dispatch_attention_fn
     transformer_wan.dispatch_attention_fn = capture_query
     try:
-        with torch.no_grad():
-            attention(x.flatten(2), rotary_emb=(freqs_cos, freqs_sin))
+        attention(x.flatten(2), rotary_emb=(freqs_cos, freqs_sin))
     finally:
         transformer_wan.dispatch_attention_fn = original
     return captured["query"]
+
+
+def rotate_like_wan_attention(x, freqs_cos, freqs_sin):
+    """wan_rotated_query of float32 x, without autograd."""
+    with torch.no_grad():
+        return wan_rotated_query(x, freqs_cos, freqs_sin)
 
 
 def rope_cases(write):
@@ -246,13 +251,19 @@ def rope_cases(write):
         )
 
 
-def rope_apply_cases(write):
-    """One table per batch row (Bt = B), as a permuted sequence carries its tokens' own angles."""
-    batch, tokens, heads, head_dim = 3, 19, 2, 40
+def per_batch_rope_tables(batch, tokens, head_dim):
+    """cos, sin [B, N, D/2] of random angles, one table per batch row (Bt = B), as a permuted
+    sequence carries its tokens' own angles; and the two as WanAttnProcessor takes them
+    ([B, N, 1, D], each angle twice)."""
     angles = torch.rand(batch, tokens, head_dim // 2, generator=GENERATOR, dtype=torch.float64) * 50
     cos, sin = angles.cos().float(), angles.sin().float()
+    return cos, sin, [t.repeat_interleave(2, dim=-1)[:, :, None, :] for t in (cos, sin)]
+
+
+def rope_apply_cases(write):
+    batch, tokens, heads, head_dim = 3, 19, 2, 40
+    cos, sin, interleaved = per_batch_rope_tables(batch, tokens, head_dim)
     x = randn(batch, tokens, heads, head_dim)
-    interleaved = [t.repeat_interleave(2, dim=-1)[:, :, None, :] for t in (cos, sin)]
     write("rope_apply", "per_batch_tables", x=x, cos=cos, sin=sin,
           ref=rotate_like_wan_attention(x, *interleaved))
 
@@ -318,27 +329,35 @@ def patchify_cases(write):
               ref=ref)
 
 
+def tiny_wan_video(batch, out_channels, frames, height, width, patch, proj_out_hook):
+    """The output video of a tiny WanTransformer3DModel run forward on random inputs, with
+    proj_out_hook as a forward hook on its proj_out (whose output, the tokens, the model then
+    unpatchifies by diffusers' own reshape/permute)."""
+    model = WanTransformer3DModel(
+        patch_size=patch, num_attention_heads=2, attention_head_dim=12, in_channels=4,
+        out_channels=out_channels, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=1,
+        rope_max_seq_len=64,
+    ).eval()
+    model.proj_out.register_forward_hook(proj_out_hook)
+    return model(
+        hidden_states=randn(batch, 4, frames, height, width),
+        timestep=torch.tensor([500.0] * batch),
+        encoder_hidden_states=randn(batch, 7, 16),
+        return_dict=False,
+    )[0]
+
+
 def unpatchify_cases(write):
-    """A tiny WanTransformer3DModel runs forward; its proj_out output (the tokens) and its final
-    output (the unpatchified video) are the input and reference: diffusers' own reshape/permute."""
+    """The tokens of a tiny WanTransformer3DModel (its proj_out output) and its final output, the
+    unpatchified video, are the input and reference."""
     for case, (batch, out_channels, frames, height, width, patch) in {
         "wan_patch_1x2x2": (2, 16, 3, 6, 10, (1, 2, 2)),
         "patch_2x2x3": (1, 5, 4, 4, 9, (2, 2, 3)),
     }.items():
-        model = WanTransformer3DModel(
-            patch_size=patch, num_attention_heads=2, attention_head_dim=12, in_channels=4,
-            out_channels=out_channels, text_dim=16, freq_dim=16, ffn_dim=32, num_layers=1,
-            rope_max_seq_len=64,
-        ).eval()
         captured = {}
-        model.proj_out.register_forward_hook(lambda module, args, out: captured.update(tokens=out))
         with torch.no_grad():
-            video = model(
-                hidden_states=randn(batch, 4, frames, height, width),
-                timestep=torch.tensor([500.0] * batch),
-                encoder_hidden_states=randn(batch, 7, 16),
-                return_dict=False,
-            )[0]
+            video = tiny_wan_video(batch, out_channels, frames, height, width, patch,
+                                   lambda module, args, out: captured.update(tokens=out))
         write("unpatchify", case, tokens=captured["tokens"], patch=integers(*patch), ref=video)
 
 

@@ -3,157 +3,13 @@
  *   ~/.cache/osp-venv/bin/python tests/ref/make_op_cases.py build/ref/ops
  *   build/test_ops_ref build/ref/ops
  *
- * A case file <op>.<case>.safetensors holds the op's inputs and its expected outputs (ref*). The
- * error of a case is the worst, over its outputs, of max|osp − ref| / max|ref|; it passes when that
- * is within its op's tolerance. A missing or empty case directory, an unknown op, or an op with no
- * case is a failure. */
-#include <dirent.h>
-#include <stdbool.h>
-#include <stdio.h>
+ * How a case is read and judged: ref_case.h. */
 #include <stdlib.h>
-#include <string.h>
 
-#include "core/safetensors.h"
-#include "core/status.h"
-#include "harness.h"
 #include "ops/ops.h"
+#include "ref_case.h"
 
 static osp_tensor attention_scratch; /* planned once in main, as a model would */
-
-enum { MAX_BUFFERS = 16 };
-
-/* One open case file, the buffers its tensors live in, and its worst error so far. */
-typedef struct {
-  osp_st_file file;
-  void *buffers[MAX_BUFFERS];
-  int buffer_count;
-  double error;
-  const char *worst_output;
-} test_case;
-
-static osp_status case_alloc(test_case *c, size_t bytes, void **out) {
-  if (c->buffer_count == MAX_BUFFERS)
-    return osp_fail(OSP_ERR_MEMORY, "%s: more than %d tensors", c->file.path, MAX_BUFFERS);
-  *out = malloc(bytes ? bytes : 1);
-  if (!*out) return osp_fail(OSP_ERR_MEMORY, "%s: cannot allocate %zu bytes", c->file.path, bytes);
-  c->buffers[c->buffer_count++] = *out;
-  return OSP_OK;
-}
-
-static void case_close(test_case *c) {
-  for (int i = 0; i < c->buffer_count; i++) free(c->buffers[i]);
-  osp_st_close(&c->file);
-}
-
-static bool has_tensor(const test_case *c, const char *name) {
-  return osp_st_find(&c->file, name) != NULL;
-}
-
-static osp_status find_tensor(const test_case *c, const char *name, const osp_st_entry **entry) {
-  *entry = osp_st_find(&c->file, name);
-  if (!*entry) return osp_fail(OSP_ERR_MISSING, "%s: no tensor '%s'", c->file.path, name);
-  return OSP_OK;
-}
-
-/* Tensor `name` of the case as a contiguous float32 CPU tensor (any stored dtype converted). */
-static osp_status load_f32(test_case *c, const char *name, osp_tensor *out) {
-  const osp_st_entry *entry;
-  OSP_TRY(find_tensor(c, name, &entry));
-  void *data;
-  OSP_TRY(case_alloc(c, (size_t)osp_st_numel(entry) * sizeof(float), &data));
-  osp_st_to_f32(entry, data);
-  *out = osp_tensor_make(data, OSP_F32, OSP_CPU, entry->ndim, entry->shape);
-  return OSP_OK;
-}
-
-/* Tensor `name` of the case copied as it is stored, which must be `stored` (a mask, an index
- * table), as a contiguous CPU tensor of `dtype`. */
-static osp_status load_as_stored(test_case *c, const char *name, osp_st_dtype stored,
-                                 osp_dtype dtype, osp_tensor *out) {
-  const osp_st_entry *entry;
-  OSP_TRY(find_tensor(c, name, &entry));
-  if (entry->dtype != stored)
-    return osp_fail(OSP_ERR_FORMAT, "%s: tensor '%s' is %s, expected %s", c->file.path, name,
-                    osp_st_dtype_name(entry->dtype), osp_st_dtype_name(stored));
-  const size_t bytes = (size_t)osp_st_numel(entry) * osp_st_dtype_size(stored);
-  void *data;
-  OSP_TRY(case_alloc(c, bytes, &data));
-  memcpy(data, entry->data, bytes);
-  *out = osp_tensor_make(data, dtype, OSP_CPU, entry->ndim, entry->shape);
-  return OSP_OK;
-}
-
-/* A parameter stored as `count` small integers (grid, patch, table rows). */
-static osp_status load_ints(test_case *c, const char *name, int count, int *values) {
-  osp_tensor t;
-  OSP_TRY(load_f32(c, name, &t));
-  if (osp_tensor_numel(&t) != count)
-    return osp_fail(OSP_ERR_FORMAT, "%s: tensor '%s' has %lld values, expected %d", c->file.path,
-                    name, (long long)osp_tensor_numel(&t), count);
-  for (int i = 0; i < count; i++) values[i] = (int)((const float *)t.data)[i];
-  return OSP_OK;
-}
-
-static osp_status load_scalar(test_case *c, const char *name, float *value) {
-  osp_tensor t;
-  OSP_TRY(load_f32(c, name, &t));
-  if (osp_tensor_numel(&t) != 1)
-    return osp_fail(OSP_ERR_FORMAT, "%s: tensor '%s' is not a single value", c->file.path, name);
-  *value = *(const float *)t.data;
-  return OSP_OK;
-}
-
-/* An output tensor of the given shape, filled with NaN so that an element the op leaves unwritten
- * fails the comparison. */
-static osp_status new_output(test_case *c, int ndim, const int64_t *shape, osp_tensor *out) {
-  int64_t n = 1;
-  for (int i = 0; i < ndim; i++) n *= shape[i];
-  void *data;
-  OSP_TRY(case_alloc(c, (size_t)n * sizeof(float), &data));
-  for (int64_t i = 0; i < n; i++) ((float *)data)[i] = NAN;
-  *out = osp_tensor_make(data, OSP_F32, OSP_CPU, ndim, shape);
-  return OSP_OK;
-}
-
-/* max|got − ref| / max|ref| (max|ref| = 0 compares absolutely); NaN anywhere gives NaN. */
-static double relative_error(const float *got, const float *ref, int64_t n) {
-  double worst = 0.0, scale = 0.0;
-  for (int64_t i = 0; i < n; i++) {
-    const double diff = fabs((double)got[i] - (double)ref[i]);
-    if (isnan(diff)) return NAN;
-    worst = fmax(worst, diff);
-    scale = fmax(scale, fabs((double)ref[i]));
-  }
-  return scale > 0.0 ? worst / scale : worst;
-}
-
-/* Compares `got` with the case's reference `ref_name` and keeps the worst error of the case. */
-static osp_status compare(test_case *c, const char *ref_name, const osp_tensor *got) {
-  osp_tensor ref;
-  OSP_TRY(load_f32(c, ref_name, &ref));
-  if (!osp_tensor_same_shape(got, &ref)) {
-    char a[160], b[160];
-    return osp_fail(OSP_ERR_SHAPE, "%s: '%s' is %s, the op's output %s", c->file.path, ref_name,
-                    osp_shape_string(&ref, a, sizeof a), osp_shape_string(got, b, sizeof b));
-  }
-  const double error = relative_error(got->data, ref.data, osp_tensor_numel(&ref));
-  if (isnan(error) || error > c->error) {
-    c->error = error;
-    c->worst_output = ref_name;
-  }
-  return OSP_OK;
-}
-
-/* Row `row` of a [B, rows, C] table as a strided [B, C] view. */
-static osp_tensor table_row(const osp_tensor *table, int row) {
-  osp_tensor view = *table;
-  view.data = (float *)table->data + (int64_t)row * table->shape[2];
-  view.ndim = 2;
-  view.shape[1] = table->shape[2];
-  view.stride[0] = table->stride[0];
-  view.stride[1] = 1;
-  return view;
-}
 
 static osp_status run_linear(test_case *c) {
   osp_tensor x, w, bias, ref, y;
@@ -370,13 +226,6 @@ static osp_status run_timestep_embedding(test_case *c) {
   return compare(c, "ref", &out);
 }
 
-typedef struct {
-  const char *op; /* the file name prefix */
-  osp_status (*run)(test_case *c);
-  double tolerance; /* of max|osp − ref| / max|ref| */
-  int cases_run;
-} op_entry;
-
 /* 1e-5 everywhere the result is rounded float32 arithmetic; gather_rows and unpatchify move values
  * and must be exact. */
 static op_entry OPS[] = {
@@ -398,55 +247,6 @@ static op_entry OPS[] = {
 };
 enum { OP_COUNT = sizeof OPS / sizeof OPS[0] };
 
-/* The op whose name is the file name up to its first '.'. */
-static op_entry *op_of_file(const char *file_name) {
-  const size_t length = strcspn(file_name, ".");
-  for (int i = 0; i < OP_COUNT; i++)
-    if (strlen(OPS[i].op) == length && strncmp(OPS[i].op, file_name, length) == 0) return &OPS[i];
-  return NULL;
-}
-
-static void record(bool passed) {
-  if (passed)
-    test_checks_passed++;
-  else
-    test_checks_failed++;
-}
-
-/* Runs one case file and prints its line. */
-static void run_case(const char *dir, const char *file_name) {
-  char path[4096];
-  snprintf(path, sizeof path, "%s/%s", dir, file_name);
-  op_entry *op = op_of_file(file_name);
-  if (!op) {
-    printf("%-48s FAILED: no op is named by this file\n", file_name);
-    record(false);
-    return;
-  }
-  test_case c = {.error = 0.0, .worst_output = "ref"};
-  osp_status status = osp_st_open(path, &c.file);
-  if (status == OSP_OK) {
-    status = op->run(&c);
-    case_close(&c);
-  }
-  op->cases_run++;
-  if (status != OSP_OK) {
-    printf("%-48s FAILED: %s\n", file_name, osp_last_error());
-    record(false);
-    return;
-  }
-  const bool passed = c.error <= op->tolerance;
-  printf("%-48s error %.2e (%s)  tolerance %.0e  %s\n", file_name, c.error, c.worst_output,
-         op->tolerance, passed ? "ok" : "FAILED");
-  record(passed);
-}
-
-static int is_case_file(const struct dirent *entry) {
-  const char *suffix = ".safetensors";
-  const size_t n = strlen(entry->d_name), s = strlen(suffix);
-  return n > s && strcmp(entry->d_name + n - s, suffix) == 0;
-}
-
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CASE_DIR   (written by tests/ref/make_op_cases.py)\n", argv[0]);
@@ -454,23 +254,7 @@ int main(int argc, char **argv) {
   }
   const int64_t scratch_size = (int64_t)osp_attention_scratch_bytes(OSP_CPU);
   attention_scratch = osp_tensor_make(malloc((size_t)scratch_size), OSP_U8, OSP_CPU, 1, &scratch_size);
-  struct dirent **files;
-  const int count = scandir(argv[1], &files, is_case_file, alphasort);
-  if (count <= 0) {
-    fprintf(stderr, "test_ops_ref: no case files in '%s': run tests/ref/make_op_cases.py %s\n",
-            argv[1], argv[1]);
-    return 1;
-  }
-  for (int i = 0; i < count; i++) {
-    run_case(argv[1], files[i]->d_name);
-    free(files[i]);
-  }
-  free(files);
+  const int rc = ref_cases_main("test_ops_ref", "tests/ref/make_op_cases.py", argv[1], OPS, OP_COUNT);
   free(attention_scratch.data);
-  for (int i = 0; i < OP_COUNT; i++) {
-    if (OPS[i].cases_run) continue;
-    printf("%-48s FAILED: no case for this op in %s\n", OPS[i].op, argv[1]);
-    record(false);
-  }
-  return test_summary("test_ops_ref");
+  return rc;
 }
