@@ -42,10 +42,8 @@ osp_status osp_layernorm_modulate(const osp_tensor *x, const osp_tensor *shift,
   OSP_TRY(ops_check_tokens(&call, "x", x));
   OSP_TRY(ops_check_in_out(&call, x, y));
   OSP_TRY(check_same_dtype(&call, "y", y, x));
-  if (!shift || !scale)
-    return osp_fail(OSP_ERR_ARGUMENT, "%s: %s: expected a table row, found none", call.op,
-                    shift ? "scale" : "shift");
-  OSP_TRY(check_modulation(&call, shift, scale, x));
+  OSP_TRY(ops_check_table_row(&call, "shift", shift, x));
+  OSP_TRY(ops_check_table_row(&call, "scale", scale, x));
   OSP_TRY(ops_check_eps(&call, eps));
 
   OSP_TRY(ops_check_backend(&call));

@@ -211,6 +211,16 @@ static inline int is_case_file(const struct dirent *entry) {
   return n > s && strcmp(entry->d_name + n - s, suffix) == 0;
 }
 
+/* An error-path check: the call returned `want` and, when that is an error, exactly the message
+ * `want_message`; a mismatch prints both and counts as a failure. */
+static inline void expect_status(osp_status got, osp_status want, const char *want_message) {
+  const bool passed = got == want && (got == OSP_OK || strcmp(osp_last_error(), want_message) == 0);
+  if (!passed)
+    fprintf(stderr, "expected %s: %s\n     got %s: %s\n", osp_status_name(want), want_message,
+            osp_status_name(got), got == OSP_OK ? "" : osp_last_error());
+  record(passed);
+}
+
 /* Runs every case file of `dir` with the ops of the table; an op with no case fails. `program`
  * names the test in its summary line, `generator` the script that writes the cases. */
 static inline int ref_cases_main(const char *program, const char *generator, const char *dir,

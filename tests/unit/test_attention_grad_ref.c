@@ -235,15 +235,6 @@ static osp_status backward_of(operands *o) {
                                 &t[ARG_DV]);
 }
 
-/* The call returned `want` and, when that is an error, the message `want_message`. */
-static void expect_status(osp_status got, osp_status want, const char *want_message) {
-  const bool passed = got == want && (got == OSP_OK || strcmp(osp_last_error(), want_message) == 0);
-  if (!passed)
-    fprintf(stderr, "expected %s: %s\n     got %s: %s\n", osp_status_name(want), want_message,
-            osp_status_name(got), got == OSP_OK ? "" : osp_last_error());
-  record(passed);
-}
-
 static osp_tensor with_dtype(osp_tensor t, osp_dtype dtype) {
   t.dtype = dtype;
   return t;

@@ -304,52 +304,43 @@ static float buffer_a[512], buffer_b[512], buffer_c[512], buffer_d[512], buffer_
                   (int)(sizeof((const int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),      \
                   (const int64_t[]){__VA_ARGS__})
 
-/* The call returned `want` and, for an error, exactly `message`. */
-static void expect(osp_status got, osp_status want, const char *message) {
-  const bool passed = got == want && (got == OSP_OK || strcmp(osp_last_error(), message) == 0);
-  if (!passed)
-    fprintf(stderr, "expected %s: %s\n     got %s: %s\n", osp_status_name(want), message,
-            osp_status_name(got), got == OSP_OK ? "" : osp_last_error());
-  record(passed);
-}
-
 static void test_linear_and_norm_errors(void) {
   osp_tensor x = f32(buffer_a, 2, 8), w = f32(buffer_b, 4, 8), dy = f32(buffer_c, 2, 4);
   osp_tensor dx = f32(buffer_d, 2, 8), dw = f32(buffer_e, 4, 8);
-  expect(osp_linear_backward(&x, &w, &dy, &dx, &dw, NULL), OSP_OK, "");
+  expect_status(osp_linear_backward(&x, &w, &dy, &dx, &dw, NULL), OSP_OK, "");
   osp_tensor narrow_dw = f32(buffer_e, 4, 6);
-  expect(osp_linear_backward(&x, &w, &dy, &dx, &narrow_dw, NULL), OSP_ERR_SHAPE,
+  expect_status(osp_linear_backward(&x, &w, &dy, &dx, &narrow_dw, NULL), OSP_ERR_SHAPE,
          "osp_linear_backward: dweight: expected shape [4, 8], found [4, 6]");
-  expect(osp_linear_backward(&x, &w, NULL, &dx, &dw, NULL), OSP_ERR_ARGUMENT,
+  expect_status(osp_linear_backward(&x, &w, NULL, &dx, &dw, NULL), OSP_ERR_ARGUMENT,
          "osp_linear_backward: dy: missing (NULL)");
   osp_tensor dx_on_dy = f32(buffer_c + 4, 2, 8);
-  expect(osp_linear_backward(&x, &w, &dy, &dx_on_dy, NULL, NULL), OSP_ERR_ARGUMENT,
+  expect_status(osp_linear_backward(&x, &w, &dy, &dx_on_dy, NULL, NULL), OSP_ERR_ARGUMENT,
          "osp_linear_backward: dx: expected memory apart from dy, found them overlapping");
 #ifndef OSP_HAVE_CUDA /* with the backend, CUDA operands reach ops_require_cpu instead */
   osp_tensor cuda_x = x;
   cuda_x.device = OSP_CUDA;
   osp_tensor cuda_w = w, cuda_dy = dy;
   cuda_w.device = cuda_dy.device = OSP_CUDA;
-  expect(osp_linear_backward(&cuda_x, &cuda_w, &cuda_dy, NULL, NULL, NULL), OSP_ERR_UNSUPPORTED,
+  expect_status(osp_linear_backward(&cuda_x, &cuda_w, &cuda_dy, NULL, NULL, NULL), OSP_ERR_UNSUPPORTED,
          "osp_linear_backward: this build has no CUDA backend");
 #endif
 
   osp_tensor rows = f32(buffer_a, 3, 16), drows = f32(buffer_c, 3, 16);
   osp_tensor weight = f32(buffer_b, 16), dweight = f32(buffer_e, 16);
-  expect(osp_layernorm_backward(&rows, NULL, 1e-6f, &drows, &dx, &dweight, NULL),
+  expect_status(osp_layernorm_backward(&rows, NULL, 1e-6f, &drows, &dx, &dweight, NULL),
          OSP_ERR_ARGUMENT,
          "osp_layernorm_backward: dweight: expected NULL (no weight: no affine), found a tensor");
   osp_tensor dx_rows = f32(buffer_d, 3, 16);
-  expect(osp_layernorm_backward(&rows, &weight, 1e-6f, &drows, &dx_rows, &dweight, NULL), OSP_OK,
+  expect_status(osp_layernorm_backward(&rows, &weight, 1e-6f, &drows, &dx_rows, &dweight, NULL), OSP_OK,
          "");
-  expect(osp_rmsnorm_backward(&rows, NULL, 1e-6f, &drows, &dx_rows, NULL), OSP_ERR_ARGUMENT,
+  expect_status(osp_rmsnorm_backward(&rows, NULL, 1e-6f, &drows, &dx_rows, NULL), OSP_ERR_ARGUMENT,
          "osp_rmsnorm_backward: weight: missing (NULL)");
-  expect(osp_rmsnorm_backward(&rows, &weight, -1.0f, &drows, &dx_rows, NULL), OSP_ERR_ARGUMENT,
+  expect_status(osp_rmsnorm_backward(&rows, &weight, -1.0f, &drows, &dx_rows, NULL), OSP_ERR_ARGUMENT,
          "osp_rmsnorm_backward: eps: expected a finite value >= 0, found -1");
   osp_tensor short_dy = f32(buffer_c, 3, 15);
-  expect(osp_gelu_tanh_backward(&rows, &short_dy, &dx_rows), OSP_ERR_SHAPE,
+  expect_status(osp_gelu_tanh_backward(&rows, &short_dy, &dx_rows), OSP_ERR_SHAPE,
          "osp_gelu_tanh_backward: dy: expected shape [3, 16], found [3, 15]");
-  expect(osp_silu_backward(&rows, &drows, &drows), OSP_ERR_ARGUMENT,
+  expect_status(osp_silu_backward(&rows, &drows, &drows), OSP_ERR_ARGUMENT,
          "osp_silu_backward: dx: expected memory apart from dy, found them overlapping");
 }
 
@@ -360,21 +351,21 @@ static void test_modulation_errors(void) {
   osp_tensor table = f32(buffer_c, 2, 6, 16), dtable = f32(buffer_d, 2, 6, 16);
   const osp_tensor scale = table_row(&table, 1);
   osp_tensor dshift = table_row(&dtable, 0), dscale = table_row(&dtable, 1);
-  expect(osp_modulate_backward(&x, &scale, &dy, NULL, &dshift, &dscale), OSP_OK, "");
-  expect(osp_modulate_backward(&x, &scale, &dy, NULL, &dscale, &dscale), OSP_ERR_ARGUMENT,
+  expect_status(osp_modulate_backward(&x, &scale, &dy, NULL, &dshift, &dscale), OSP_OK, "");
+  expect_status(osp_modulate_backward(&x, &scale, &dy, NULL, &dscale, &dscale), OSP_ERR_ARGUMENT,
          "osp_modulate_backward: dscale: expected memory apart from dshift, found rows of them "
          "overlapping");
   osp_tensor one_row = f32(buffer_e, 1, 16);
-  expect(osp_modulate_backward(&x, &scale, &dy, NULL, NULL, &one_row), OSP_ERR_SHAPE,
+  expect_status(osp_modulate_backward(&x, &scale, &dy, NULL, NULL, &one_row), OSP_ERR_SHAPE,
          "osp_modulate_backward: dscale: expected shape [2, 16], found [1, 16]");
-  expect(osp_gated_add_backward(&x, &dy, NULL, NULL, &dscale), OSP_ERR_ARGUMENT,
+  expect_status(osp_gated_add_backward(&x, &dy, NULL, NULL, &dscale), OSP_ERR_ARGUMENT,
          "osp_gated_add_backward: dgate: expected NULL (no gate: a plain add), found a tensor");
   osp_tensor table3 = f32(buffer_c, 3, 6, 16), gate3 = table_row(&table3, 2);
-  expect(osp_gated_add_backward(&x, &dy, &gate3, NULL, NULL), OSP_ERR_SHAPE,
+  expect_status(osp_gated_add_backward(&x, &dy, &gate3, NULL, NULL), OSP_ERR_SHAPE,
          "osp_gated_add_backward: gate: expected a batch dividing x's batch 4, found 3");
 
   osp_tensor e0 = f32(buffer_a, 4, 6, 16), half = f32(buffer_e, 2, 6, 16);
-  expect(osp_add_backward(&e0, &half), OSP_ERR_SHAPE,
+  expect_status(osp_add_backward(&e0, &half), OSP_ERR_SHAPE,
          "osp_add_backward: da: expected a shape that broadcasts to dy's [4, 6, 16], found "
          "[2, 6, 16]");
 }
@@ -386,36 +377,36 @@ static void test_gather_and_layout_errors(void) {
   osp_tensor index = osp_tensor_make(index_data, OSP_I32, OSP_CPU, 1, (const int64_t[]){5});
   osp_tensor ddst = f32(buffer_a, 5, 8), dsrc = f32(buffer_b, 4, 8);
   for (int i = 0; i < 32; i++) buffer_b[i] = 7.0f;
-  expect(osp_gather_rows_backward(&ddst, &index, &dsrc), OSP_ERR_ARGUMENT,
+  expect_status(osp_gather_rows_backward(&ddst, &index, &dsrc), OSP_ERR_ARGUMENT,
          "osp_gather_rows_backward: index: expected distinct values (a permutation with "
          "padding), found 3 again at position 3");
   bool untouched = true;
   for (int i = 0; i < 32; i++) untouched = untouched && buffer_b[i] == 7.0f;
   record(untouched);
   index_data[3] = 4;
-  expect(osp_gather_rows_backward(&ddst, &index, &dsrc), OSP_ERR_ARGUMENT,
+  expect_status(osp_gather_rows_backward(&ddst, &index, &dsrc), OSP_ERR_ARGUMENT,
          "osp_gather_rows_backward: index: expected values below 4 (the rows of src), found 4 at "
          "position 3");
   index_data[3] = 2;
-  expect(osp_gather_rows_backward(&ddst, &index, &dsrc), OSP_OK, "");
-  expect(osp_gather_rows_backward(&ddst, NULL, &dsrc), OSP_ERR_ARGUMENT,
+  expect_status(osp_gather_rows_backward(&ddst, &index, &dsrc), OSP_OK, "");
+  expect_status(osp_gather_rows_backward(&ddst, NULL, &dsrc), OSP_ERR_ARGUMENT,
          "osp_gather_rows_backward: index: missing (NULL)");
   osp_tensor short_ddst = f32(buffer_a, 4, 8);
-  expect(osp_gather_rows_backward(&short_ddst, &index, &dsrc), OSP_ERR_SHAPE,
+  expect_status(osp_gather_rows_backward(&short_ddst, &index, &dsrc), OSP_ERR_SHAPE,
          "osp_gather_rows_backward: ddst: expected 5 rows of 8 values (one per index entry, as "
          "wide as dsrc's), found shape [4, 8]");
 
   osp_tensor dx = f32(buffer_a, 1, 4, 2, 7), cos = f32(buffer_b, 4, 3), sin = f32(buffer_c, 4, 3);
-  expect(osp_rope_apply_backward(&dx, &cos, &sin), OSP_ERR_SHAPE,
+  expect_status(osp_rope_apply_backward(&dx, &cos, &sin), OSP_ERR_SHAPE,
          "osp_rope_apply_backward: dx: expected an even head width, found 7");
 
   const int patch[3] = {1, 2, 2};
   osp_tensor dlatents = f32(buffer_a, 1, 4, 2, 4, 6), dpatches = f32(buffer_b, 1, 12, 16);
-  expect(osp_patchify_backward(&dpatches, patch, &dlatents), OSP_OK, "");
+  expect_status(osp_patchify_backward(&dpatches, patch, &dlatents), OSP_OK, "");
   osp_tensor wide_dpatches = f32(buffer_b, 1, 12, 20);
-  expect(osp_patchify_backward(&wide_dpatches, patch, &dlatents), OSP_ERR_SHAPE,
+  expect_status(osp_patchify_backward(&wide_dpatches, patch, &dlatents), OSP_ERR_SHAPE,
          "osp_patchify_backward: dpatches: expected shape [1, 12, 16], found [1, 12, 20]");
-  expect(osp_unpatchify_backward(&dlatents, patch, NULL), OSP_ERR_ARGUMENT,
+  expect_status(osp_unpatchify_backward(&dlatents, patch, NULL), OSP_ERR_ARGUMENT,
          "osp_unpatchify_backward: dtokens: missing (NULL)");
 }
 

@@ -143,22 +143,6 @@ enum { OP_COUNT = sizeof OPS / sizeof OPS[0] };
 
 /* ---- Errors ------------------------------------------------------------------------------- */
 
-static void expect_failure(int line, osp_status got, osp_status want, const char *message) {
-  CHECK(got == want);
-  const bool same = strcmp(osp_last_error(), message) == 0;
-  CHECK(same);
-  if (!same)
-    fprintf(stderr, "line %d: message\n  got:      %s\n  expected: %s\n", line, osp_last_error(),
-            message);
-}
-#define EXPECT_FAIL(call, status, message) expect_failure(__LINE__, (call), (status), (message))
-
-static void expect_ok(int line, osp_status got) {
-  if (got != OSP_OK) fprintf(stderr, "line %d: %s\n", line, osp_last_error());
-  CHECK(got == OSP_OK);
-}
-#define EXPECT_OK(call) expect_ok(__LINE__, (call))
-
 static osp_tensor f32_tensor(float *data, int ndim, const int64_t *shape) {
   return osp_tensor_make(data, OSP_F32, OSP_CPU, ndim, shape);
 }
@@ -175,36 +159,36 @@ static void test_adamw_errors(void) {
   osp_tensor m = f32_tensor(m_data, 2, shape), v = f32_tensor(v_data, 2, shape);
   const osp_adamw_config good = {.lr = 1e-3, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8,
                                  .weight_decay = 0.1, .step = 1};
-  EXPECT_OK(osp_adamw_step(&param, &grad, &m, &v, &good));
+  expect_status(osp_adamw_step(&param, &grad, &m, &v, &good), OSP_OK, "");
 
   const osp_tensor narrow_grad = f32_tensor(grad_data, 2, narrow);
   osp_tensor flat_m = f32_tensor(m_data, 1, flat), narrow_v = f32_tensor(v_data, 2, narrow);
   osp_tensor v_over_m = f32_tensor(m_data, 2, shape);
-  EXPECT_FAIL(osp_adamw_step(&param, &narrow_grad, &m, &v, &good), OSP_ERR_SHAPE,
+  expect_status(osp_adamw_step(&param, &narrow_grad, &m, &v, &good), OSP_ERR_SHAPE,
               "osp_adamw_step: grad: expected shape [4, 8], found [4, 7]");
-  EXPECT_FAIL(osp_adamw_step(&param, &grad, &flat_m, &v, &good), OSP_ERR_SHAPE,
+  expect_status(osp_adamw_step(&param, &grad, &flat_m, &v, &good), OSP_ERR_SHAPE,
               "osp_adamw_step: m: expected shape [4, 8], found [32]");
-  EXPECT_FAIL(osp_adamw_step(&param, &grad, &m, &narrow_v, &good), OSP_ERR_SHAPE,
+  expect_status(osp_adamw_step(&param, &grad, &m, &narrow_v, &good), OSP_ERR_SHAPE,
               "osp_adamw_step: v: expected shape [4, 8], found [4, 7]");
-  EXPECT_FAIL(osp_adamw_step(&param, &grad, &m, &v_over_m, &good), OSP_ERR_ARGUMENT,
+  expect_status(osp_adamw_step(&param, &grad, &m, &v_over_m, &good), OSP_ERR_ARGUMENT,
               "osp_adamw_step: v: expected memory apart from m, found them overlapping");
   const osp_tensor bf16_grad = with_dtype(grad, OSP_BF16);
-  EXPECT_FAIL(osp_adamw_step(&param, &bf16_grad, &m, &v, &good), OSP_ERR_SHAPE,
+  expect_status(osp_adamw_step(&param, &bf16_grad, &m, &v, &good), OSP_ERR_SHAPE,
               "osp_adamw_step: grad: expected dtype f32, found bf16");
 
   osp_adamw_config bad = good;
   bad.step = 0;
-  EXPECT_FAIL(osp_adamw_step(&param, &grad, &m, &v, &bad), OSP_ERR_ARGUMENT,
+  expect_status(osp_adamw_step(&param, &grad, &m, &v, &bad), OSP_ERR_ARGUMENT,
               "osp_adamw_step: step: expected t >= 1, found 0");
   bad = good;
   bad.lr = -1e-3;
-  EXPECT_FAIL(osp_adamw_step(&param, &grad, &m, &v, &bad), OSP_ERR_ARGUMENT,
+  expect_status(osp_adamw_step(&param, &grad, &m, &v, &bad), OSP_ERR_ARGUMENT,
               "osp_adamw_step: lr: expected a finite value >= 0, found -0.001");
   bad = good;
   bad.beta2 = 1.0;
-  EXPECT_FAIL(osp_adamw_step(&param, &grad, &m, &v, &bad), OSP_ERR_ARGUMENT,
+  expect_status(osp_adamw_step(&param, &grad, &m, &v, &bad), OSP_ERR_ARGUMENT,
               "osp_adamw_step: beta2: expected a value in [0, 1), found 1");
-  EXPECT_FAIL(osp_adamw_step(&param, &grad, &m, &v, NULL), OSP_ERR_ARGUMENT,
+  expect_status(osp_adamw_step(&param, &grad, &m, &v, NULL), OSP_ERR_ARGUMENT,
               "osp_adamw_step: config: missing (NULL)");
 
   /* CUDA tensors are refused (no CUDA kernel yet, or no CUDA in this build) before any is read. */
@@ -221,20 +205,20 @@ static void test_norm_errors(void) {
   double sum = 0.0, total_norm = 0.0;
   osp_tensor strided = x;
   strided.stride[0] = 6;
-  EXPECT_FAIL(osp_sum_of_squares(&strided, &sum), OSP_ERR_SHAPE,
+  expect_status(osp_sum_of_squares(&strided, &sum), OSP_ERR_SHAPE,
               "osp_sum_of_squares: x: expected a contiguous tensor, found strides [6, 1]");
   osp_tensor i32 = with_dtype(x, OSP_I32);
-  EXPECT_FAIL(osp_scale_in_place(&i32, 2.0f), OSP_ERR_SHAPE,
+  expect_status(osp_scale_in_place(&i32, 2.0f), OSP_ERR_SHAPE,
               "osp_scale_in_place: x: expected dtype f32 on the cpu, found i32");
 
   osp_tensor *grads[2] = {&x, &y};
-  EXPECT_FAIL(osp_clip_grad_norm(grads, 0, 1.0, &total_norm), OSP_ERR_ARGUMENT,
+  expect_status(osp_clip_grad_norm(grads, 0, 1.0, &total_norm), OSP_ERR_ARGUMENT,
               "osp_clip_grad_norm: grads: expected at least one tensor, found 0");
-  EXPECT_FAIL(osp_clip_grad_norm(grads, 2, 0.0, &total_norm), OSP_ERR_ARGUMENT,
+  expect_status(osp_clip_grad_norm(grads, 2, 0.0, &total_norm), OSP_ERR_ARGUMENT,
               "osp_clip_grad_norm: max_norm: expected a finite value > 0, found 0");
   osp_tensor bf16_y = with_dtype(y, OSP_BF16);
   osp_tensor *mixed[2] = {&x, &bf16_y};
-  EXPECT_FAIL(osp_clip_grad_norm(mixed, 2, 1.0, &total_norm), OSP_ERR_SHAPE,
+  expect_status(osp_clip_grad_norm(mixed, 2, 1.0, &total_norm), OSP_ERR_SHAPE,
               "osp_clip_grad_norm: grads[1]: expected dtype f32 on the cpu, found bf16");
 
   osp_tensor cuda_x = x;
@@ -246,7 +230,7 @@ static void test_norm_errors(void) {
   /* A NaN anywhere: an error, and no gradient is scaled (the caller skips the step). */
   for (int i = 0; i < 12; i++) a[i] = b[i] = 10.0f;
   b[5] = NAN;
-  EXPECT_FAIL(osp_clip_grad_norm(grads, 2, 1.0, &total_norm), OSP_ERR_NUMERIC,
+  expect_status(osp_clip_grad_norm(grads, 2, 1.0, &total_norm), OSP_ERR_NUMERIC,
               "osp_clip_grad_norm: grads: expected a finite total norm, found nan; no gradient "
               "was scaled");
   CHECK(a[0] == 10.0f && b[0] == 10.0f);
@@ -255,31 +239,31 @@ static void test_norm_errors(void) {
 static void test_lr_schedule_errors(void) {
   osp_lr_kind kind = OSP_LR_CONSTANT;
   double lr = 0.0;
-  EXPECT_FAIL(osp_lr_kind_parse("linear", &kind), OSP_ERR_ARGUMENT,
+  expect_status(osp_lr_kind_parse("linear", &kind), OSP_ERR_ARGUMENT,
               "lr schedule: kind: expected constant or cosine, found 'linear'");
-  EXPECT_OK(osp_lr_kind_parse("cosine", &kind));
+  expect_status(osp_lr_kind_parse("cosine", &kind), OSP_OK, "");
   CHECK(kind == OSP_LR_COSINE);
 
   const osp_lr_schedule cosine = {OSP_LR_COSINE, 1e-4, 1e-5, 10, 100};
-  EXPECT_OK(osp_lr_at(&cosine, 100, &lr));
+  expect_status(osp_lr_at(&cosine, 100, &lr), OSP_OK, "");
   CHECK(lr == 1e-5);
   osp_lr_schedule bad = cosine;
   bad.min_lr = 1e-3;
-  EXPECT_FAIL(osp_lr_at(&bad, 1, &lr), OSP_ERR_ARGUMENT,
+  expect_status(osp_lr_at(&bad, 1, &lr), OSP_ERR_ARGUMENT,
               "lr schedule (cosine): min_lr: expected a value in [0, lr = 0.0001], found 0.001");
   bad = cosine;
   bad.total_steps = 10;
-  EXPECT_FAIL(osp_lr_schedule_check(&bad), OSP_ERR_ARGUMENT,
+  expect_status(osp_lr_schedule_check(&bad), OSP_ERR_ARGUMENT,
               "lr schedule (cosine): total_steps: expected more than warmup_steps = 10, found 10");
   bad = cosine;
   bad.warmup_steps = -1;
-  EXPECT_FAIL(osp_lr_schedule_check(&bad), OSP_ERR_ARGUMENT,
+  expect_status(osp_lr_schedule_check(&bad), OSP_ERR_ARGUMENT,
               "lr schedule (cosine): warmup_steps: expected >= 0, found -1");
   bad = cosine;
   bad.lr = -1.0;
-  EXPECT_FAIL(osp_lr_schedule_check(&bad), OSP_ERR_ARGUMENT,
+  expect_status(osp_lr_schedule_check(&bad), OSP_ERR_ARGUMENT,
               "lr schedule (cosine): lr: expected a finite value >= 0, found -1");
-  EXPECT_FAIL(osp_lr_at(&cosine, 0, &lr), OSP_ERR_ARGUMENT,
+  expect_status(osp_lr_at(&cosine, 0, &lr), OSP_ERR_ARGUMENT,
               "lr schedule (cosine): step: expected t >= 1, found 0");
 }
 
@@ -299,10 +283,10 @@ static void test_sum_of_squares_threads(void) {
     const osp_tensor t = f32_tensor(x, 1, &sizes[s]);
     double one = 0.0, many = 0.0;
     omp_set_num_threads(1);
-    EXPECT_OK(osp_sum_of_squares(&t, &one));
+    expect_status(osp_sum_of_squares(&t, &one), OSP_OK, "");
     for (int n = 2; n <= 4; n++) {
       omp_set_num_threads(n);
-      EXPECT_OK(osp_sum_of_squares(&t, &many));
+      expect_status(osp_sum_of_squares(&t, &many), OSP_OK, "");
       CHECK(memcmp(&one, &many, sizeof one) == 0);
     }
     long double plain = 0.0L;
