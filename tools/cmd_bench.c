@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "model/dit.h"
+#include "ops/grad.h"
 #include "ops/ops.h"
 #include "sparse/plan.h"
 
@@ -84,6 +85,24 @@ typedef struct {
 static osp_status run_attention(void *p) {
   attention_call *c = p;
   return osp_attention(c->q, c->k, c->v, c->mask, c->scale, c->scratch, c->out);
+}
+
+/* Training's attention: the forward that keeps lse, and the backward (dq, dk, dv += ...). */
+typedef struct {
+  attention_call forward;
+  osp_tensor *lse, *dout, *dq, *dk, *dv;
+  const osp_tensor *backward_scratch;
+} attention_grad_call;
+static osp_status run_attention_lse(void *p) {
+  attention_grad_call *c = p;
+  const attention_call *f = &c->forward;
+  return osp_attention_forward_lse(f->q, f->k, f->v, f->mask, f->scale, f->scratch, f->out, c->lse);
+}
+static osp_status run_attention_backward(void *p) {
+  attention_grad_call *c = p;
+  const attention_call *f = &c->forward;
+  return osp_attention_backward(f->q, f->k, f->v, f->mask, f->scale, f->out, c->lse, c->dout,
+                                c->backward_scratch, c->dq, c->dk, c->dv);
 }
 
 typedef struct {
@@ -211,6 +230,7 @@ typedef struct {
   osp_tensor x, y, spare, hidden, q, k, v, out, w_c, w_ffn_in, w_ffn_out, bias_c, bias_ffn, norm_w, shift, scale;
   osp_tensor context_k, context_v, rope_cos, rope_sin, index, mask, sparse_q, sparse_k, sparse_v, sparse_out;
   osp_tensor scratch; /* of osp_attention, where the device needs one */
+  osp_tensor lse, dout, dq, dk, dv, backward_scratch; /* the attention backward's */
 } op_tensors;
 
 /* Every operand of one block's ops at N tokens (S slots in the Skiparse layout), from one arena. */
@@ -238,9 +258,13 @@ static osp_status allocate_op_tensors(osp_arena *a, const osp_model_config *c, c
       {&t->sparse_k, D, 4, {sparse->rows, sparse->tokens, H, Dh}},
       {&t->sparse_v, D, 4, {sparse->rows, sparse->tokens, H, Dh}},
       {&t->sparse_out, D, 4, {sparse->rows, sparse->tokens, H, Dh}},
+      {&t->lse, OSP_F32, 3, {1, H, N}}, {&t->dout, D, 4, {1, N, H, Dh}}, {&t->dq, D, 4, {1, N, H, Dh}},
+      {&t->dk, D, 4, {1, N, H, Dh}}, {&t->dv, D, 4, {1, N, H, Dh}},
   };
   for (size_t i = 0; i < sizeof list / sizeof list[0]; i++)
     OSP_TRY(osp_arena_tensor(a, list[i].dtype, list[i].ndim, list[i].shape, list[i].t));
+  const int64_t backward_scratch = (int64_t)osp_attention_backward_scratch_bytes(a->device, t->q.shape);
+  if (backward_scratch) OSP_TRY(osp_arena_tensor(a, OSP_U8, 1, &backward_scratch, &t->backward_scratch));
   const int64_t scratch = (int64_t)osp_attention_scratch_bytes(a->device);
   return scratch ? osp_arena_tensor(a, OSP_U8, 1, &scratch, &t->scratch) : OSP_OK;
 }
@@ -250,7 +274,7 @@ static osp_status fill_op_tensors(const osp_sparse_plan *plan, op_tensors *t) {
   osp_tensor *random[] = {&t->x, &t->y, &t->hidden, &t->q, &t->k, &t->v, &t->w_c, &t->w_ffn_in,
                           &t->w_ffn_out, &t->bias_c, &t->bias_ffn, &t->norm_w, &t->shift, &t->scale,
                           &t->context_k, &t->context_v, &t->rope_cos, &t->rope_sin, &t->sparse_q,
-                          &t->sparse_k, &t->sparse_v};
+                          &t->sparse_k, &t->sparse_v, &t->dout, &t->dq, &t->dk, &t->dv};
   for (size_t i = 0; i < sizeof random / sizeof random[0]; i++)
     OSP_TRY(osp_randn_fill(3, (uint32_t)i, 0.1f, random[i]));
   OSP_TRY(osp_copy(&plan->gather[OSP_PATTERN_TOKEN][OSP_PATTERN_GROUP], &t->index));
@@ -310,6 +334,12 @@ static osp_status bench_ops(bench *b, const osp_model_config *config, const reso
   BENCH(run_attention, &skip, padded ? "attention skiparse (P=2, key mask)" : "attention skiparse (P=2)", 4.0 * rows * per_row * per_row * H * Dh, 0);
   attention_call cross = {&t.q, &t.context_k, &t.context_v, NULL, scratch, &t.out, scale};
   BENCH(run_attention, &cross, "attention cross (512 keys)", 4.0 * N * 512 * H * Dh, 0);
+  /* training: the forward that keeps lse, then the backward on its out and lse (FLOPs counted as
+   * FlashAttention counts them: 2.5 forwards, the five block products) */
+  attention_grad_call grad = {full, &t.lse, &t.dout, &t.dq, &t.dk, &t.dv,
+                              t.backward_scratch.data ? &t.backward_scratch : NULL};
+  BENCH(run_attention_lse, &grad, "attention full, forward keeping lse", 4.0 * N * N * H * Dh, 0);
+  BENCH(run_attention_backward, &grad, "attention full, backward (dq, dk, dv)", 10.0 * N * N * H * Dh, 0);
   osp_tensor x3 = x, y3 = y;
   x3.ndim = y3.ndim = 3;
   x3.shape[0] = y3.shape[0] = 1, x3.shape[1] = y3.shape[1] = N, x3.shape[2] = y3.shape[2] = C;

@@ -16,6 +16,14 @@ extern "C" {
 /* The one stream every kernel and copy of the backend runs on (created by osp_cuda_init). */
 cudaStream_t osp_cuda_stream(void);
 
+/* The backend's reduction scratch: OSP_CUDA_SCRATCH_FLOATS floats of device memory that
+ * osp_cuda_init allocates once, for the partial sums of the deterministic reductions over rows
+ * (reduce.cuh) and the row statistics the norm backwards keep between two kernels. Kernels run in
+ * order on the one stream, so each launch that uses it has it to itself; a reduction sizes its
+ * work to fit (no allocation inside a step, and nothing for the caller to plan). */
+constexpr int64_t OSP_CUDA_SCRATCH_FLOATS = (int64_t)4 << 20; /* 16 MiB */
+float *osp_cuda_scratch(void);
+
 /* A status for a CUDA error: "<what>: CUDA error <name>: <description>". */
 osp_status osp_cuda_fail(const char *what, cudaError_t error);
 

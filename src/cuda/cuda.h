@@ -163,7 +163,82 @@ osp_status osp_cuda_gated_add_gather(const void *x, const void *y, osp_cuda_rows
                                      const int32_t *index, void *dst, osp_dtype dtype,
                                      int64_t rows, int64_t C);
 
-/* ---- Attention (attention.cu: a FlashAttention-3-style kernel of our own) ------------------- */
+/* ---- Backward kernels (grad.h's ops; beside their forwards, the sums in reduce.cu) ---------- */
+
+/* As the CPU backend's backwards (cpu/cpu.h), every gradient accumulated (d += contribution) and
+ * absent where its pointer is NULL. Mixed precision, as autocast trains: the activations and their
+ * gradients of one call share `dtype` (bf16 or f32), and so does linear's weight; the other
+ * weights and tables keep their own dtype; the gradients of parameters and of table rows are f32.
+ * f32 arithmetic throughout. Sums over rows are deterministic: a fixed two-stage reduction in the
+ * backend's scratch (reduce.cuh), no atomics, the same bits on every run. */
+
+/* y = x·wᵀ + bias through cuBLASLt (f32 accumulation, beta = 1 onto the gradients):
+ * dx [M, K] += dy·w; dw [N, K] (f32) += dyᵀ·x; dbias [N] (f32) += Σ_rows dy. */
+osp_status osp_cuda_linear_backward(const void *x, const void *w, const void *dy, osp_dtype dtype,
+                                    void *dx, float *dw, float *dbias, int64_t M, int64_t N,
+                                    int64_t K);
+
+/* Row-wise over [rows, C], the formulas of grad.h: weight (param_dtype) NULL for a LayerNorm
+ * without affine (then dweight and dbias NULL); dweight, dbias [C] f32. */
+osp_status osp_cuda_layernorm_backward(const void *x, const void *weight, osp_dtype param_dtype,
+                                       float eps, const void *dy, void *dx, osp_dtype dtype,
+                                       float *dweight, float *dbias, int64_t rows, int64_t C);
+osp_status osp_cuda_rmsnorm_backward(const void *x, const void *weight, osp_dtype param_dtype,
+                                     float eps, const void *dy, void *dx, osp_dtype dtype,
+                                     float *dweight, int64_t rows, int64_t C);
+
+/* dx += dy · f'(x) over n values; dx apart from x and dy. */
+osp_status osp_cuda_gelu_tanh_backward(const void *x, const void *dy, void *dx, osp_dtype dtype,
+                                       int64_t n);
+osp_status osp_cuda_silu_backward(const void *x, const void *dy, void *dx, osp_dtype dtype,
+                                  int64_t n);
+
+/* A [Bm, C] f32 gradient that may be a view into a larger table (as osp_cuda_rows). */
+typedef struct {
+  float *data;
+  int64_t row_stride;
+  int64_t rows; /* Bm */
+} osp_cuda_grad_rows;
+
+/* x, dy, dx [B, N, C] (dtype); batch row b uses table row b mod Bm:
+ * modulate   dx += dy·(1 + scale); dshift += Σ_{b ≡ r, n} dy; dscale += Σ_{b ≡ r, n} dy·x.
+ * gated add  (dx the gradient of x_out) dy += dx·gate (dx without a gate); dgate += Σ dx·y. */
+osp_status osp_cuda_modulate_backward(const void *x, osp_cuda_rows scale, const void *dy, void *dx,
+                                      osp_dtype dtype, osp_cuda_grad_rows dshift,
+                                      osp_cuda_grad_rows dscale, int64_t B, int64_t N, int64_t C);
+osp_status osp_cuda_gated_add_backward(const void *dx, const void *y, osp_cuda_rows gate, void *dy,
+                                       osp_dtype dtype, osp_cuda_grad_rows dgate, int64_t B,
+                                       int64_t N, int64_t C);
+
+/* grad += dy summed over every dimension where grad_shape is 1 and shape is not: dy contiguous
+ * [shape] (ndim ≤ 8), grad at grad_stride (the last stride 1 where its size is not 1); grad f32,
+ * or dy's dtype where nothing is summed. */
+osp_status osp_cuda_broadcast_backward(const void *dy, osp_dtype dy_dtype, int ndim,
+                                       const int64_t *shape, void *grad, osp_dtype grad_dtype,
+                                       const int64_t *grad_shape, const int64_t *grad_stride);
+
+/* dsrc row index[i] += ddst row i for every index[i] ≥ 0 (rows of C values of dtype); the
+ * non-negative indices are distinct, so no row has two writers. */
+osp_status osp_cuda_gather_rows_backward(const void *ddst, const int32_t *index, void *dsrc,
+                                         osp_dtype dtype, int64_t rows, int64_t C);
+
+/* Rotates the interleaved pairs of dx [B, N, heads, D] in place by −θ, the tables as
+ * osp_cuda_rope_apply. */
+osp_status osp_cuda_rope_apply_backward(void *dx, osp_dtype dtype, const float *cos_table,
+                                        const float *sin_table, int64_t table_batch_stride,
+                                        int64_t B, int64_t N, int64_t heads, int64_t D);
+
+/* dlatents += the inverse of osp_cuda_patchify applied to dpatches; dtokens += the inverse of
+ * osp_cuda_unpatchify applied to dout. Pure movement, as their forwards: each side has its own
+ * dtype (the DiT's velocity gradient is f32, its tokens' bf16). */
+osp_status osp_cuda_patchify_backward(const void *dpatches, osp_dtype dpatches_dtype,
+                                      osp_cuda_video video, void *dlatents,
+                                      osp_dtype dlatents_dtype);
+osp_status osp_cuda_unpatchify_backward(const void *dout, osp_dtype dout_dtype,
+                                        osp_cuda_video video, void *dtokens,
+                                        osp_dtype dtokens_dtype);
+
+/* ---- Attention (attention.cu: a FlashAttention-3-style kernel of our own; its backward) ------ */
 
 typedef struct {
   int64_t batch;     /* B: query batch */
@@ -176,12 +251,31 @@ typedef struct {
 
 /* out = softmax(q·kᵀ·scale + mask) · v per (batch, head), bf16 in and out, f32 softmax and
  * accumulation: q, out [B, Nq, heads, D]; k, v [Bk, Nk, heads, D]; key_mask NULL or u8 [B, Nk]
- * (1 = attend). A query with every key masked gets 0. out must not overlap the inputs.
+ * (1 = attend). A query with every key masked gets 0. lse NULL, or f32 [B, heads, Nq] to keep
+ * each query's log Σ_j e^(s_j) over its unmasked keys (−inf where every key is masked) for the
+ * backward; asking for it costs one store per query. out and lse must not overlap the inputs.
  * Fails with OSP_ERR_UNSUPPORTED for a head_dim the kernels do not cover (the message says
  * which ones they do). */
 osp_status osp_cuda_attention(const void *q, const void *k, const void *v,
-                              const uint8_t *key_mask, float scale, void *out,
+                              const uint8_t *key_mask, float scale, void *out, float *lse,
                               osp_cuda_attention_shape shape);
+
+/* The gradients of osp_cuda_attention (attention_backward.cu), as osp_cpu_attention_backward
+ * defines them: dq += scale·dS·k; dk += scale·dSᵀ·q, dv += Pᵀ·dout, summed over the query rows
+ * b ≡ their row mod Bk; P = e^(s − lse) recomputed block by block, dS = P ∘ (dout·vᵀ − δ),
+ * δ = Σ_d dout·out. q, k, v, out, dout bf16; lse f32 [B, heads, Nq] from osp_cuda_attention;
+ * dq, dk, dv bf16 or f32 each (its own dtype), or NULL where not wanted, accumulated in f32 and
+ * rounded once when added. Deterministic (no atomics): the same bits on every run. Masked keys
+ * and queries whose keys are all masked get no gradient. scratch: 16-byte aligned, at least
+ * osp_cuda_attention_backward_scratch_bytes of the shape. Refuses a head_dim the kernels do not
+ * cover as osp_cuda_attention does. */
+size_t osp_cuda_attention_backward_scratch_bytes(int64_t batch, int64_t queries, int64_t heads);
+osp_status osp_cuda_attention_backward(const void *q, const void *k, const void *v,
+                                       const uint8_t *key_mask, float scale, const void *out,
+                                       const float *lse, const void *dout, void *dq,
+                                       osp_dtype dq_dtype, void *dk, osp_dtype dk_dtype, void *dv,
+                                       osp_dtype dv_dtype, void *scratch,
+                                       osp_cuda_attention_shape shape);
 
 #ifdef __cplusplus
 }

@@ -1,8 +1,9 @@
 /* Element-wise kernels: activations, the row gather, modulation, gated residuals and the
  * broadcasting add (osp_cuda_gelu_tanh, osp_cuda_silu, osp_cuda_gather_rows, osp_cuda_modulate,
- * osp_cuda_gated_add, osp_cuda_add). All are memory-bound: they move 16 bytes per access where
- * pointers and sizes allow, and fall back to value-by-value access where they do not. */
-#include "cuda/kernels.cuh"
+ * osp_cuda_gated_add, osp_cuda_add), and the backwards of all but the add (whose backward is a sum:
+ * reduce.cu). All are memory-bound: they move 16 bytes per access where pointers and sizes allow,
+ * and fall back to value-by-value access where they do not. */
+#include "cuda/reduce.cuh"
 
 namespace {
 
@@ -21,6 +22,63 @@ struct gelu_tanh_op {
 struct silu_op {
   __device__ float operator()(float x) const { return x / (1.0f + expf(-x)); }
 };
+
+/* σ(z) and 1 − σ(z), neither by a subtraction (as the CPU backward): with e = e^(−|z|) ≤ 1, the
+ * larger one is 1/(1 + e) and the smaller e/(1 + e). */
+__device__ __forceinline__ void sigmoid_pair(float z, float &sigmoid, float &complement) {
+  const float e = expf(-fabsf(z));
+  const float large = 1.0f / (1.0f + e), small = e * large;
+  sigmoid = z >= 0.0f ? large : small;
+  complement = z >= 0.0f ? small : large;
+}
+
+/* gelu(x) = x·σ(2u), so gelu'(x) = s·(1 + 2x(1 − s)·u') with s = σ(2u),
+ * u' = √(2/π)(1 + 3·0.044715x²). */
+struct gelu_tanh_derivative {
+  __device__ float operator()(float x) const {
+    const float sqrt_2_over_pi = 0.7978845608028654f, cubic = 0.044715f;
+    float s, complement;
+    sigmoid_pair(2.0f * sqrt_2_over_pi * (x + cubic * x * x * x), s, complement);
+    const float du = sqrt_2_over_pi * (1.0f + 3.0f * cubic * x * x);
+    return s * (1.0f + 2.0f * x * complement * du);
+  }
+};
+
+/* silu'(x) = σ·(1 + x(1 − σ)) */
+struct silu_derivative {
+  __device__ float operator()(float x) const {
+    float s, complement;
+    sigmoid_pair(x, s, complement);
+    return s * (1.0f + x * complement);
+  }
+};
+
+/* dx[i] += dy[i] · f'(x[i]) */
+template <class Derivative>
+struct activation_grad_chunk {
+  const void *x, *dy;
+  void *dx;
+  osp_dtype dtype;
+  Derivative derivative;
+
+  template <int W>
+  __device__ void at(int64_t first) const {
+    float v[W], d[W], g[W];
+    osp_load_chunk<W>(x, dtype, first, v);
+    osp_load_chunk<W>(dy, dtype, first, d);
+    osp_load_chunk<W>(dx, dtype, first, g);
+#pragma unroll
+    for (int k = 0; k < W; k++) g[k] += d[k] * derivative(v[k]);
+    osp_store_chunk<W>(dx, dtype, first, g);
+  }
+};
+
+template <class Derivative>
+osp_status activation_backward(const char *kernel, const void *x, const void *dy, void *dx,
+                               osp_dtype dtype, int64_t n, Derivative derivative) {
+  return osp_each_chunk(kernel, osp_aligned16(x) && osp_aligned16(dy) && osp_aligned16(dx), n,
+                        activation_grad_chunk<Derivative>{x, dy, dx, dtype, derivative});
+}
 
 /* ---- Row gather ---------------------------------------------------------------------------- */
 
@@ -60,6 +118,28 @@ osp_status gather_rows(const void *src, const int32_t *index, void *dst, int64_t
   gather_rows_kernel<U><<<tile.grid, OSP_ROW_BLOCK, 0, osp_cuda_stream()>>>(
       (const U *)src, index, (U *)dst, rows, units, tile);
   return osp_cuda_launched("osp_cuda_gather_rows");
+}
+
+/* dsrc row index[i] += ddst row i, nothing for a negative index: the gather's backward, a scatter
+ * whose targets are distinct, so each row has one writer. Chunks of W values over a tiling of
+ * ddst's rows. */
+template <int W>
+__global__ void scatter_add_rows_kernel(const void *ddst, const int32_t *index, void *dsrc,
+                                        osp_dtype dtype, int64_t rows, int64_t C,
+                                        osp_row_tiling tile) {
+  const int64_t chunks = C / W;
+  for (int64_t row = osp_tile_first_row(tile); row < rows; row += osp_tile_row_step(tile)) {
+    const int32_t to = index[row];
+    if (to < 0) continue;
+    for (int64_t c = osp_tile_first_chunk(tile); c < chunks; c += osp_tile_chunk_step(tile)) {
+      float d[W], s[W];
+      osp_load_chunk<W>(ddst, dtype, row * C + c * W, d);
+      osp_load_chunk<W>(dsrc, dtype, (int64_t)to * C + c * W, s);
+#pragma unroll
+      for (int k = 0; k < W; k++) s[k] += d[k];
+      osp_store_chunk<W>(dsrc, dtype, (int64_t)to * C + c * W, s);
+    }
+  }
 }
 
 /* ---- Per-batch-row operands: modulate, gated add ------------------------------------------- */
@@ -107,6 +187,13 @@ osp_status per_batch(const char *kernel, const void *u, osp_dtype u_dtype, const
 struct modulate_op {
   __device__ float operator()(float x, float, float scale, float shift) const {
     return x * (1.0f + scale) + shift;
+  }
+};
+
+/* modulate's dx + dy · (1 + scale), with u = dx, v = dy, r0 = scale */
+struct modulate_grad_op {
+  __device__ float operator()(float dx, float dy, float scale, float) const {
+    return dx + dy * (1.0f + scale);
   }
 };
 
@@ -247,4 +334,52 @@ extern "C" osp_status osp_cuda_add(const void *a, osp_dtype a_dtype, const int64
         a, a_dtype, b, b_dtype, y, y_dtype, d, n / width, tile);
   });
   return osp_cuda_launched("osp_cuda_add");
+}
+
+/* ---- Backward ---------------------------------------------------------------------------- */
+
+extern "C" osp_status osp_cuda_gelu_tanh_backward(const void *x, const void *dy, void *dx,
+                                                  osp_dtype dtype, int64_t n) {
+  return activation_backward("osp_cuda_gelu_tanh_backward", x, dy, dx, dtype, n,
+                             gelu_tanh_derivative{});
+}
+
+extern "C" osp_status osp_cuda_silu_backward(const void *x, const void *dy, void *dx,
+                                             osp_dtype dtype, int64_t n) {
+  return activation_backward("osp_cuda_silu_backward", x, dy, dx, dtype, n, silu_derivative{});
+}
+
+extern "C" osp_status osp_cuda_gather_rows_backward(const void *ddst, const int32_t *index,
+                                                    void *dsrc, osp_dtype dtype, int64_t rows,
+                                                    int64_t C) {
+  const bool vectors = C % OSP_VEC == 0 && osp_aligned16(ddst) && osp_aligned16(dsrc);
+  osp_pick_width<OSP_VEC, 1>(vectors, [&](auto width) {
+    const osp_row_tiling tile = osp_tile_rows(rows, C / width.value, true);
+    scatter_add_rows_kernel<width.value><<<tile.grid, OSP_ROW_BLOCK, 0, osp_cuda_stream()>>>(
+        ddst, index, dsrc, dtype, rows, C, tile);
+  });
+  return osp_cuda_launched("osp_cuda_gather_rows_backward");
+}
+
+extern "C" osp_status osp_cuda_modulate_backward(const void *x, osp_cuda_rows scale,
+                                                 const void *dy, void *dx, osp_dtype dtype,
+                                                 osp_cuda_grad_rows dshift,
+                                                 osp_cuda_grad_rows dscale, int64_t B, int64_t N,
+                                                 int64_t C) {
+  if (dx)
+    OSP_TRY(per_batch("osp_cuda_modulate_backward", dx, dtype, dy, dtype, scale, osp_cuda_rows{},
+                      dx, dtype, B, N, C, modulate_grad_op{}));
+  /* dshift += Σ dy, dscale += Σ dy·x */
+  return osp_sum_per_table_row("osp_cuda_modulate_backward", dy, x, dtype, dshift, dscale, B, N,
+                               C);
+}
+
+extern "C" osp_status osp_cuda_gated_add_backward(const void *dx, const void *y,
+                                                  osp_cuda_rows gate, void *dy, osp_dtype dtype,
+                                                  osp_cuda_grad_rows dgate, int64_t B, int64_t N,
+                                                  int64_t C) {
+  if (dy) OSP_TRY(osp_cuda_gated_add(dy, dtype, dx, dtype, gate, B, N, C)); /* dy += dx·gate */
+  /* dgate += Σ dx·y */
+  return osp_sum_per_table_row("osp_cuda_gated_add_backward", dx, y, dtype, osp_cuda_grad_rows{},
+                               dgate, B, N, C);
 }

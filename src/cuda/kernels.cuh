@@ -196,33 +196,53 @@ __device__ __forceinline__ void osp_rotate_pairs(float (&v)[2 * P], const float 
 
 /* ---- Element-wise map -------------------------------------------------------------------- */
 
-/* y[i] = op(x[i]) for i < n (y may be x): whole chunks of W values, then the last n mod W values
- * one by one. */
-template <int W, class Op>
-__global__ void osp_map_kernel(const void *x, osp_dtype x_dtype, void *y, osp_dtype y_dtype,
-                               int64_t n, Op op) {
+/* chunk.template at<W>(first) on values first .. first + W − 1 of n: whole chunks of W values,
+ * then the last n mod W values one by one (at<1>). */
+template <int W, class Chunk>
+__global__ void osp_chunks_kernel(int64_t n, Chunk chunk) {
   const int64_t start = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
   const int64_t step = (int64_t)gridDim.x * blockDim.x;
-  for (int64_t i = start; i < n / W; i += step) {
-    float v[W];
-    osp_load_chunk<W>(x, x_dtype, i * W, v);
-#pragma unroll
-    for (int k = 0; k < W; k++) v[k] = op(v[k]);
-    osp_store_chunk<W>(y, y_dtype, i * W, v);
-  }
-  for (int64_t i = n / W * W + start; i < n; i += step) osp_put(y, y_dtype, i, op(osp_load(x, x_dtype, i)));
+  for (int64_t i = start; i < n / W; i += step) chunk.template at<W>(i * W);
+  for (int64_t i = n / W * W + start; i < n; i += step) chunk.template at<1>(i);
 }
 
-/* Launches osp_map_kernel on the stream, in chunks of OSP_VEC where x and y allow 16-byte access. */
+/* Launches osp_chunks_kernel on the stream, in chunks of OSP_VEC where `vectors` (every array the
+ * chunk touches allows 16-byte access). */
+template <class Chunk>
+static osp_status osp_each_chunk(const char *kernel, bool vectors, int64_t n, const Chunk &chunk) {
+  const int threads = 256;
+  osp_pick_width<OSP_VEC, 1>(vectors, [&](auto width) {
+    osp_chunks_kernel<width.value><<<osp_cuda_blocks(n / width.value + 1, threads), threads, 0,
+                                     osp_cuda_stream()>>>(n, chunk);
+  });
+  return osp_cuda_launched(kernel);
+}
+
+/* y[i] = op(x[i]) (y may be x). */
+template <class Op>
+struct osp_map_chunk {
+  const void *x;
+  osp_dtype x_dtype;
+  void *y;
+  osp_dtype y_dtype;
+  Op op;
+
+  template <int W>
+  __device__ void at(int64_t first) const {
+    float v[W];
+    osp_load_chunk<W>(x, x_dtype, first, v);
+#pragma unroll
+    for (int k = 0; k < W; k++) v[k] = op(v[k]);
+    osp_store_chunk<W>(y, y_dtype, first, v);
+  }
+};
+
+/* y[i] = op(x[i]) for i < n (y may be x). */
 template <class Op>
 static osp_status osp_map(const char *kernel, const void *x, osp_dtype x_dtype, void *y,
                           osp_dtype y_dtype, int64_t n, Op op) {
-  const int threads = 256;
-  osp_pick_width<OSP_VEC, 1>(osp_aligned16(x) && osp_aligned16(y), [&](auto width) {
-    osp_map_kernel<width.value><<<osp_cuda_blocks(n / width.value + 1, threads), threads, 0,
-                                  osp_cuda_stream()>>>(x, x_dtype, y, y_dtype, n, op);
-  });
-  return osp_cuda_launched(kernel);
+  return osp_each_chunk(kernel, osp_aligned16(x) && osp_aligned16(y), n,
+                        osp_map_chunk<Op>{x, x_dtype, y, y_dtype, op});
 }
 
 #endif

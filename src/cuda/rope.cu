@@ -1,5 +1,6 @@
 /* Wan's 3D RoPE: tables at listed coordinates and the rotation (osp_cuda_rope_tables_at,
- * osp_cuda_rope_apply), as src/cpu/rope.c. */
+ * osp_cuda_rope_apply), as src/cpu/rope.c, and the rotation's backward, the rotation by −θ
+ * (osp_cuda_rope_apply_backward). */
 #include "cuda/kernels.cuh"
 
 namespace {
@@ -29,11 +30,13 @@ __global__ void rope_tables_kernel(const int32_t *positions, int64_t tokens, int
 
 /* (x₀, x₁) ← (x₀·cos − x₁·sin, x₀·sin + x₁·cos) over the interleaved pairs of token rows of
  * heads·D values (row = b·N + n), in chunks of W values: W = 8 takes four pairs of one head and
- * their four table entries in vector loads, W = 2 one pair. */
+ * their four table entries in vector loads, W = 2 one pair. `inverse` rotates by −θ (sin negated,
+ * exactly): the backward. */
 template <int W>
 __global__ void rope_apply_kernel(void *x, osp_dtype x_dtype, const float *cos_table,
                                   const float *sin_table, int64_t table_batch_stride, int64_t N,
-                                  int64_t rows, int64_t D, int64_t width, osp_row_tiling tile) {
+                                  int64_t rows, int64_t D, int64_t width, bool inverse,
+                                  osp_row_tiling tile) {
   constexpr int P = W / 2;
   const int64_t chunks = width / W;
   for (int64_t row = osp_tile_first_row(tile); row < rows; row += osp_tile_row_step(tile)) {
@@ -44,10 +47,30 @@ __global__ void rope_apply_kernel(void *x, osp_dtype x_dtype, const float *cos_t
       osp_load_chunk<W>(x, x_dtype, row * width + first, v);
       osp_load_chunk<P>(cos_table, OSP_F32, table_row + pair, cosines);
       osp_load_chunk<P>(sin_table, OSP_F32, table_row + pair, sines);
+      if (inverse) {
+#pragma unroll
+        for (int p = 0; p < P; p++) sines[p] = -sines[p];
+      }
       osp_rotate_pairs<P>(v, cosines, sines);
       osp_store_chunk<W>(x, x_dtype, row * width + first, v);
     }
   }
+}
+
+osp_status rope_apply(const char *kernel, void *x, osp_dtype x_dtype, const float *cos_table,
+                      const float *sin_table, int64_t table_batch_stride, int64_t B, int64_t N,
+                      int64_t heads, int64_t D, bool inverse) {
+  /* four pairs per chunk need D a multiple of 8 (a chunk stays in one head, and every table row
+   * starts on a 16-byte boundary) and aligned arrays */
+  const bool vectors = D % OSP_VEC == 0 && table_batch_stride % 4 == 0 && osp_aligned16(x) &&
+                       osp_aligned16(cos_table) && osp_aligned16(sin_table);
+  osp_pick_width<OSP_VEC, 2>(vectors, [&](auto w) {
+    const osp_row_tiling tile = osp_tile_rows(B * N, heads * D / w.value, true);
+    rope_apply_kernel<w.value><<<tile.grid, OSP_ROW_BLOCK, 0, osp_cuda_stream()>>>(
+        x, x_dtype, cos_table, sin_table, table_batch_stride, N, B * N, D, heads * D, inverse,
+        tile);
+  });
+  return osp_cuda_launched(kernel);
 }
 
 }  // namespace
@@ -63,14 +86,14 @@ extern "C" osp_status osp_cuda_rope_tables_at(const int32_t *positions, int64_t 
 extern "C" osp_status osp_cuda_rope_apply(void *x, osp_dtype x_dtype, const float *cos_table,
                                           const float *sin_table, int64_t table_batch_stride,
                                           int64_t B, int64_t N, int64_t heads, int64_t D) {
-  /* four pairs per chunk need D a multiple of 8 (a chunk stays in one head, and every table row
-   * starts on a 16-byte boundary) and aligned arrays */
-  const bool vectors = D % OSP_VEC == 0 && table_batch_stride % 4 == 0 && osp_aligned16(x) &&
-                       osp_aligned16(cos_table) && osp_aligned16(sin_table);
-  osp_pick_width<OSP_VEC, 2>(vectors, [&](auto w) {
-    const osp_row_tiling tile = osp_tile_rows(B * N, heads * D / w.value, true);
-    rope_apply_kernel<w.value><<<tile.grid, OSP_ROW_BLOCK, 0, osp_cuda_stream()>>>(
-        x, x_dtype, cos_table, sin_table, table_batch_stride, N, B * N, D, heads * D, tile);
-  });
-  return osp_cuda_launched("osp_cuda_rope_apply");
+  return rope_apply("osp_cuda_rope_apply", x, x_dtype, cos_table, sin_table, table_batch_stride, B,
+                    N, heads, D, false);
+}
+
+extern "C" osp_status osp_cuda_rope_apply_backward(void *dx, osp_dtype dtype,
+                                                   const float *cos_table, const float *sin_table,
+                                                   int64_t table_batch_stride, int64_t B, int64_t N,
+                                                   int64_t heads, int64_t D) {
+  return rope_apply("osp_cuda_rope_apply_backward", dx, dtype, cos_table, sin_table,
+                    table_batch_stride, B, N, heads, D, true);
 }

@@ -1,4 +1,4 @@
-/* The backend's state: one device, one stream, the cuBLASLt handle, and a record of what
+/* The backend's state: one device, one stream, the reduction scratch, and a record of what
  * osp_cuda_malloc handed out (for the peak-memory report). */
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +10,7 @@ enum { MAX_ALLOCATIONS = 1024 };
 static struct {
   bool ready;
   cudaStream_t stream;
+  float *scratch; /* OSP_CUDA_SCRATCH_FLOATS floats (common.cuh) */
   struct {
     void *ptr;
     size_t bytes;
@@ -25,6 +26,8 @@ osp_status osp_cuda_fail(const char *what, cudaError_t error) {
 
 cudaStream_t osp_cuda_stream(void) { return state.stream; }
 
+float *osp_cuda_scratch(void) { return state.scratch; }
+
 osp_status osp_cuda_init(void) {
   if (state.ready) return OSP_OK;
   int count = 0;
@@ -34,8 +37,14 @@ osp_status osp_cuda_init(void) {
                     error != cudaSuccess ? cudaGetErrorString(error) : "no device found");
   OSP_CUDA_TRY("cuda: selecting device 0", cudaSetDevice(0));
   OSP_CUDA_TRY("cuda: creating the stream", cudaStreamCreateWithFlags(&state.stream, cudaStreamNonBlocking));
-  state.ready = true;
-  return OSP_OK;
+  state.ready = true; /* osp_cuda_malloc calls back here */
+  const osp_status status =
+      osp_cuda_malloc((size_t)OSP_CUDA_SCRATCH_FLOATS * sizeof(float), (void **)&state.scratch);
+  if (status != OSP_OK) {
+    cudaStreamDestroy(state.stream);
+    state.ready = false;
+  }
+  return status;
 }
 
 osp_status osp_cuda_device(osp_cuda_device_info *info) {

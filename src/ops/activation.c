@@ -4,14 +4,8 @@
 #include "ops/ops.h"
 
 typedef void (*cpu_elementwise_kernel)(const float *x, float *y, int64_t n);
-#ifdef OSP_HAVE_CUDA
 typedef osp_status (*cuda_elementwise_kernel)(const void *x, osp_dtype x_dtype, void *y,
                                               osp_dtype y_dtype, int64_t n);
-#define CUDA_KERNEL(kernel) kernel
-#else
-typedef void *cuda_elementwise_kernel;
-#define CUDA_KERNEL(kernel) NULL
-#endif
 
 /* y = f(x) element by element. */
 static osp_status elementwise(const char *op, const osp_tensor *x, osp_tensor *y,
@@ -28,9 +22,10 @@ static osp_status elementwise(const char *op, const osp_tensor *x, osp_tensor *y
 }
 
 osp_status osp_gelu_tanh(const osp_tensor *x, osp_tensor *y) {
-  return elementwise("osp_gelu_tanh", x, y, osp_cpu_gelu_tanh, CUDA_KERNEL(osp_cuda_gelu_tanh));
+  return elementwise("osp_gelu_tanh", x, y, osp_cpu_gelu_tanh,
+                     OPS_CUDA_KERNEL(osp_cuda_gelu_tanh));
 }
 
 osp_status osp_silu(const osp_tensor *x, osp_tensor *y) {
-  return elementwise("osp_silu", x, y, osp_cpu_silu, CUDA_KERNEL(osp_cuda_silu));
+  return elementwise("osp_silu", x, y, osp_cpu_silu, OPS_CUDA_KERNEL(osp_cuda_silu));
 }

@@ -1,4 +1,5 @@
 #include <math.h>
+#include <stdbool.h>
 
 #include "core/status.h"
 #include "cpu/cpu.h"
@@ -40,16 +41,21 @@ size_t osp_attention_scratch_bytes(osp_device device) {
   return device == OSP_CPU ? osp_cpu_attention_scratch_bytes() : 0;
 }
 
-size_t osp_attention_backward_scratch_bytes(osp_device device) {
-  return device == OSP_CPU ? osp_cpu_attention_backward_scratch_bytes() : 0;
+/* On the CPU one pair of score blocks per thread, whatever the shape; on CUDA δ and the scaled
+ * lse of every query (attention_backward.cu). */
+size_t osp_attention_backward_scratch_bytes(osp_device device, const int64_t q_shape[4]) {
+  if (device == OSP_CPU) return osp_cpu_attention_backward_scratch_bytes();
+#ifdef OSP_HAVE_CUDA
+  return osp_cuda_attention_backward_scratch_bytes(q_shape[0], q_shape[1], q_shape[2]);
+#else
+  return 0;
+#endif
 }
 
-/* scratch: a u8 tensor of at least bytes_on(device), or NULL where that is 0. */
-static osp_status check_scratch(ops_call *call, const osp_tensor *scratch,
-                                size_t (*bytes_on)(osp_device)) {
-  if (!scratch && bytes_on(call->device) == 0) return OSP_OK;
+/* scratch: a u8 tensor of at least `need` bytes on the call's device, or NULL where need is 0. */
+static osp_status check_scratch(ops_call *call, const osp_tensor *scratch, size_t need) {
+  if (!scratch && need == 0) return OSP_OK;
   OSP_TRY(ops_check_operand(call, "scratch", scratch, OSP_U8, OPS_CONTIGUOUS));
-  size_t need = bytes_on(scratch->device);
   if (osp_tensor_bytes(scratch) < need)
     return osp_fail(OSP_ERR_SHAPE, "%s: scratch: expected at least %zu bytes, found %zu", call->op,
                     need, osp_tensor_bytes(scratch));
@@ -57,14 +63,16 @@ static osp_status check_scratch(ops_call *call, const osp_tensor *scratch,
 }
 
 /* What every attention op checks: q, k, v, key_mask and out as osp_attention takes them, the
- * op's scratch and a finite scale. */
+ * op's scratch (osp_attention_scratch_bytes, or with `backward` osp_attention_backward_scratch_bytes)
+ * and a finite scale. */
 static osp_status check_attention(ops_call *call, const osp_tensor *q, const osp_tensor *k,
                                   const osp_tensor *v, const osp_tensor *key_mask, float scale,
-                                  const osp_tensor *scratch, size_t (*scratch_bytes_on)(osp_device),
-                                  const osp_tensor *out) {
+                                  const osp_tensor *scratch, bool backward, const osp_tensor *out) {
   OSP_TRY(check_operands(call, q, k, v, key_mask, out));
   OSP_TRY(check_shapes(call, q, k, v, key_mask, out));
-  OSP_TRY(check_scratch(call, scratch, scratch_bytes_on));
+  OSP_TRY(check_scratch(call, scratch,
+                        backward ? osp_attention_backward_scratch_bytes(call->device, q->shape)
+                                 : osp_attention_scratch_bytes(call->device)));
   if (!isfinite(scale))
     return osp_fail(OSP_ERR_ARGUMENT, "%s: scale: expected a finite value, found %g", call->op,
                     (double)scale);
@@ -86,9 +94,28 @@ static osp_status cpu_shape(const ops_call *call, const osp_tensor *q, const osp
   return ops_check_blas_size(call, "heads x head_dim", shape->heads * shape->head_dim);
 }
 
-static osp_status cpu_forward(const ops_call *call, const osp_tensor *q, const osp_tensor *k,
-                              const osp_tensor *v, const osp_tensor *key_mask, float scale,
-                              const osp_tensor *scratch, osp_tensor *out, osp_tensor *lse) {
+#ifdef OSP_HAVE_CUDA
+static osp_cuda_attention_shape cuda_shape(const osp_tensor *q, const osp_tensor *k) {
+  return (osp_cuda_attention_shape){
+      .batch = q->shape[0],
+      .kv_batch = k->shape[0],
+      .queries = q->shape[1],
+      .keys = k->shape[1],
+      .heads = q->shape[2],
+      .head_dim = q->shape[3],
+  };
+}
+#endif
+
+/* The forward on the call's device, with the lse where wanted (lse NULL: not kept). */
+static osp_status forward(const ops_call *call, const osp_tensor *q, const osp_tensor *k,
+                          const osp_tensor *v, const osp_tensor *key_mask, float scale,
+                          const osp_tensor *scratch, osp_tensor *out, osp_tensor *lse) {
+#ifdef OSP_HAVE_CUDA
+  if (call->device == OSP_CUDA)
+    return osp_cuda_attention(q->data, k->data, v->data, ops_data_or_null(key_mask), scale,
+                              out->data, ops_data_or_null(lse), cuda_shape(q, k));
+#endif
   osp_cpu_attention_shape shape;
   OSP_TRY(cpu_shape(call, q, k, &shape));
   osp_cpu_attention(q->data, k->data, v->data, ops_data_or_null(key_mask), scale, out->data,
@@ -100,42 +127,25 @@ osp_status osp_attention(const osp_tensor *q, const osp_tensor *k, const osp_ten
                          const osp_tensor *key_mask, float scale, const osp_tensor *scratch,
                          osp_tensor *out) {
   ops_call call = OPS_CALL("osp_attention");
-  OSP_TRY(
-      check_attention(&call, q, k, v, key_mask, scale, scratch, osp_attention_scratch_bytes, out));
+  OSP_TRY(check_attention(&call, q, k, v, key_mask, scale, scratch, false, out));
   OSP_TRY(ops_check_disjoint(&call, "out", out, "q", q));
   OSP_TRY(ops_check_disjoint(&call, "out", out, "k", k));
   OSP_TRY(ops_check_disjoint(&call, "out", out, "v", v));
   OSP_TRY(ops_check_backend(&call));
-#ifdef OSP_HAVE_CUDA
-  if (call.device == OSP_CUDA) {
-    const osp_cuda_attention_shape cuda_shape = {
-        .batch = q->shape[0],
-        .kv_batch = k->shape[0],
-        .queries = q->shape[1],
-        .keys = k->shape[1],
-        .heads = q->shape[2],
-        .head_dim = q->shape[3],
-    };
-    return osp_cuda_attention(q->data, k->data, v->data, key_mask ? key_mask->data : NULL, scale,
-                              out->data, cuda_shape);
-  }
-#endif
-  return cpu_forward(&call, q, k, v, key_mask, scale, scratch, out, NULL);
+  return forward(&call, q, k, v, key_mask, scale, scratch, out, NULL);
 }
 
 osp_status osp_attention_forward_lse(const osp_tensor *q, const osp_tensor *k, const osp_tensor *v,
                                      const osp_tensor *key_mask, float scale,
                                      const osp_tensor *scratch, osp_tensor *out, osp_tensor *lse) {
   ops_call call = OPS_CALL("osp_attention_forward_lse");
-  OSP_TRY(
-      check_attention(&call, q, k, v, key_mask, scale, scratch, osp_attention_scratch_bytes, out));
+  OSP_TRY(check_attention(&call, q, k, v, key_mask, scale, scratch, false, out));
   OSP_TRY(check_lse(&call, lse, q));
   const ops_operand inputs[] = {{"q", q}, {"k", k}, {"v", v}};
   const ops_operand outputs[] = {{"out", out}, {"lse", lse}}; /* apart, as gradients are */
   OSP_TRY(ops_check_gradients_apart(&call, outputs, 2, inputs, OPS_COUNT(inputs)));
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
-  return cpu_forward(&call, q, k, v, key_mask, scale, scratch, out, lse);
+  return forward(&call, q, k, v, key_mask, scale, scratch, out, lse);
 }
 
 /* dout as out; dq as q; dk and dv as k (each may be NULL). */
@@ -156,8 +166,7 @@ osp_status osp_attention_backward(const osp_tensor *q, const osp_tensor *k, cons
                                   const osp_tensor *scratch, osp_tensor *dq, osp_tensor *dk,
                                   osp_tensor *dv) {
   ops_call call = OPS_CALL("osp_attention_backward");
-  OSP_TRY(check_attention(&call, q, k, v, key_mask, scale, scratch,
-                          osp_attention_backward_scratch_bytes, out));
+  OSP_TRY(check_attention(&call, q, k, v, key_mask, scale, scratch, true, out));
   OSP_TRY(check_lse(&call, lse, q));
   OSP_TRY(check_gradients(&call, q, k, dout, dq, dk, dv));
   const ops_operand inputs[] = {{"q", q},
@@ -170,7 +179,14 @@ osp_status osp_attention_backward(const osp_tensor *q, const osp_tensor *k, cons
   const ops_operand grads[] = {{"dq", dq}, {"dk", dk}, {"dv", dv}};
   OSP_TRY(ops_check_gradients_apart(&call, grads, OPS_COUNT(grads), inputs, OPS_COUNT(inputs)));
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_attention_backward(
+        q->data, k->data, v->data, ops_data_or_null(key_mask), scale, out->data, lse->data,
+        dout->data, ops_data_or_null(dq), dq ? dq->dtype : OSP_F32, ops_data_or_null(dk),
+        dk ? dk->dtype : OSP_F32, ops_data_or_null(dv), dv ? dv->dtype : OSP_F32,
+        ops_data_or_null(scratch), cuda_shape(q, k));
+#endif
   osp_cpu_attention_shape shape;
   OSP_TRY(cpu_shape(&call, q, k, &shape));
   osp_cpu_attention_backward(q->data, k->data, v->data, ops_data_or_null(key_mask), scale,

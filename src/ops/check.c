@@ -197,6 +197,20 @@ osp_cpu_video ops_cpu_video(const osp_tensor *video, const int patch[3]) {
   };
 }
 
+#ifdef OSP_HAVE_CUDA
+osp_cuda_video ops_cuda_video(const osp_tensor *video, const int patch[3]) {
+  const osp_cpu_video v = ops_cpu_video(video, patch);
+  return (osp_cuda_video){
+      .batch = v.batch,
+      .channels = v.channels,
+      .frames = v.frames,
+      .height = v.height,
+      .width = v.width,
+      .patch = {v.patch[0], v.patch[1], v.patch[2]},
+  };
+}
+#endif
+
 osp_status ops_check_patch_tokens(ops_call *call, const char *name, const osp_tensor *tokens,
                                   const osp_cpu_video *video) {
   const int64_t *p = video->patch;
@@ -215,6 +229,27 @@ osp_status ops_check_gradient(ops_call *call, const char *name, const osp_tensor
   if (!grad) return OSP_OK;
   OSP_TRY(ops_check_float(call, name, grad, layout));
   return ops_check_shape(call, name, grad, ndim, shape);
+}
+
+osp_status ops_check_param_gradient(ops_call *call, const char *name, const osp_tensor *grad,
+                                    int ndim, const int64_t *shape, ops_layout layout) {
+  OSP_TRY(ops_check_gradient(call, name, grad, ndim, shape, layout));
+  return grad ? ops_check_cuda_dtype(call, name, grad, OSP_F32) : OSP_OK;
+}
+
+osp_status ops_check_same_dtype(const ops_call *call, const ops_operand *operands, int count) {
+  const ops_operand *first = NULL;
+  for (int i = 0; i < count; i++) {
+    if (!operands[i].t) continue;
+    if (!first) {
+      first = &operands[i];
+    } else if (operands[i].t->dtype != first->t->dtype) {
+      return osp_fail(OSP_ERR_SHAPE, "%s: %s: expected %s's dtype %s, found %s", call->op,
+                      operands[i].name, first->name, osp_dtype_name(first->t->dtype),
+                      osp_dtype_name(operands[i].t->dtype));
+    }
+  }
+  return OSP_OK;
 }
 
 osp_status ops_check_absent(const ops_call *call, const char *name, const osp_tensor *t,

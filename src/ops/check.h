@@ -83,6 +83,14 @@ osp_status ops_check_backend(const ops_call *call);
  * message names the op and the device). */
 osp_status ops_require_cpu(const ops_call *call);
 
+/* A CUDA kernel where this build has the backend, NULL where it has not (for ops that take their
+ * kernels as arguments; ops_check_backend refuses CUDA operands there first). */
+#ifdef OSP_HAVE_CUDA
+#define OPS_CUDA_KERNEL(kernel) (kernel)
+#else
+#define OPS_CUDA_KERNEL(kernel) NULL
+#endif
+
 /* ---- Checks that several ops share (check_operands.c) ------------------------------------- */
 
 /* Token tensors and their per-batch-row tables (modulation, gates). */
@@ -125,8 +133,11 @@ osp_status ops_check_gather_index_values(const ops_call *call, const osp_tensor 
 /* A video operand [B, C, F, H, W] whose F, H, W are multiples of a positive patch. */
 osp_status ops_check_video(ops_call *call, const char *name, const osp_tensor *video,
                            const int patch[3]);
-/* A checked video as the CPU kernels take it. */
+/* A checked video as the CPU kernels take it, and as the CUDA kernels do. */
 osp_cpu_video ops_cpu_video(const osp_tensor *video, const int patch[3]);
+#ifdef OSP_HAVE_CUDA
+osp_cuda_video ops_cuda_video(const osp_tensor *video, const int patch[3]);
+#endif
 /* The patch tokens of a video: [B, N, C·pt·ph·pw]. */
 osp_status ops_check_patch_tokens(ops_call *call, const char *name, const osp_tensor *tokens,
                                   const osp_cpu_video *video);
@@ -140,6 +151,11 @@ void *ops_data_or_null(const osp_tensor *t);
 osp_status ops_check_gradient(ops_call *call, const char *name, const osp_tensor *grad, int ndim,
                               const int64_t *shape, ops_layout layout);
 
+/* The gradient of a parameter or of a table row: as ops_check_gradient, and f32 on every device
+ * (on CUDA, where activations and their gradients may be bf16, these accumulate in f32). */
+osp_status ops_check_param_gradient(ops_call *call, const char *name, const osp_tensor *grad,
+                                    int ndim, const int64_t *shape, ops_layout layout);
+
 /* The operand is NULL, as it must be `because` ("no gate", ...). */
 osp_status ops_check_absent(const ops_call *call, const char *name, const osp_tensor *t,
                             const char *because);
@@ -151,6 +167,10 @@ typedef struct {
 } ops_operand;
 
 #define OPS_COUNT(array) ((int)(sizeof(array) / sizeof((array)[0])))
+
+/* The present operands share the first present one's dtype: a backward's activations and their
+ * gradients (f32 everywhere on the CPU; bf16 or f32, one of them per call, on CUDA). */
+osp_status ops_check_same_dtype(const ops_call *call, const ops_operand *operands, int count);
 
 /* Every present gradient shares no memory with a present input or with another gradient. Two row
  * views [R, C] (rows of one gradient table, say) are compared row by row, so the rows of one table

@@ -42,11 +42,14 @@ osp_status osp_gather_rows_backward(const osp_tensor *ddst, const osp_tensor *in
   OSP_TRY(ops_check_disjoint(&call, "dsrc", dsrc, "index", index));
 
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
-  const int64_t src_rows = osp_tensor_rows(dsrc);
+  const int64_t src_rows = osp_tensor_rows(dsrc), C = ddst->shape[ddst->ndim - 1];
   OSP_TRY(ops_check_gather_index_values(&call, index, src_rows));
   OSP_TRY(check_index_distinct(&call, index, src_rows));
-  osp_cpu_gather_rows_backward(ddst->data, index->data, dsrc->data, osp_tensor_rows(ddst),
-                               ddst->shape[ddst->ndim - 1]);
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_gather_rows_backward(ddst->data, index->data, dsrc->data, ddst->dtype,
+                                         osp_tensor_rows(ddst), C);
+#endif
+  osp_cpu_gather_rows_backward(ddst->data, index->data, dsrc->data, osp_tensor_rows(ddst), C);
   return OSP_OK;
 }

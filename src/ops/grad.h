@@ -7,8 +7,24 @@
  *   is not wanted and not computed.
  *
  * The one exception is osp_rope_apply_backward, whose forward works in place: it rotates the
- * gradient in place. Operands follow their forward op's rules (ops.h): same devices, dtypes and
- * shapes, and a gradient has its tensor's shape (a strided [Bm, C] table row included). */
+ * gradient in place. Operands follow their forward op's rules (ops.h): same devices and shapes,
+ * and a gradient has its tensor's shape (a strided [Bm, C] table row included).
+ *
+ * Dtypes. On the CPU everything is f32. On CUDA the backwards train in mixed precision, as
+ * PyTorch's autocast does (osp_attention_backward states its own operands' dtypes below):
+ *   - activations and their gradients (x, dy, dx, y, ...) are bf16 or f32, one dtype for all of
+ *     them in one call; linear's weight has that dtype too (cuBLASLt multiplies matrices of one
+ *     dtype), while the other weights and tables read (a norm's weight, scale, gate, cos, sin) keep
+ *     their own;
+ *   - gradients of parameters and of modulation tables (dweight, dbias, dshift, dscale, dgate, and
+ *     osp_add_backward's da wherever it sums over a broadcast dimension) are always f32 and
+ *     accumulate in f32; a da of dy's own shape (an activation's gradient) may have dy's dtype;
+ *   - patchify's and unpatchify's backwards only move values, and each side may have its own
+ *     dtype, as in their forwards.
+ * Kernels compute in f32 and round once into a bf16 gradient. Sums over rows (dweight, dbias,
+ * dshift, dscale, dgate, da) are deterministic on both devices, the same bits on every run: on
+ * CUDA a fixed two-stage reduction (per-block partial sums, then a fixed-order sum) in a scratch
+ * buffer the backend allocates once at initialisation, so these ops take no scratch argument. */
 #ifndef OSP_OPS_GRAD_H
 #define OSP_OPS_GRAD_H
 
@@ -61,7 +77,8 @@ osp_status osp_rope_apply_backward(osp_tensor *dx, const osp_tensor *cos, const 
 
 /* osp_attention that also keeps, for the backward, the log-sum-exp of each query's scaled scores:
  * lse f32 [B, heads, Nq], lse = log Σ_j exp(s_j) over the unmasked keys (−inf where every key is
- * masked). Same operands, scratch and result as osp_attention. */
+ * masked). Same operands, scratch and result as osp_attention (on CUDA the same kernel, which
+ * then also stores one f32 per query). */
 osp_status osp_attention_forward_lse(const osp_tensor *q, const osp_tensor *k, const osp_tensor *v,
                                      const osp_tensor *key_mask, float scale,
                                      const osp_tensor *scratch, osp_tensor *out, osp_tensor *lse);
@@ -70,13 +87,20 @@ osp_status osp_attention_forward_lse(const osp_tensor *q, const osp_tensor *k, c
  * from q, k and lse (P = exp(s − lse)), never an Nq × Nk matrix. With δ_i = Σ_d dout·out:
  *   dv += Pᵀ·dout;  dS = P ∘ (dout·vᵀ − δ);  dq += dS·k·scale;  dk += dSᵀ·q·scale.
  * dk, dv [Bk, Nk, heads, D] sum over the query rows b ≡ their row mod Bk. Masked keys and fully
- * masked queries get no gradient. scratch: osp_attention_backward_scratch_bytes (NULL if 0). */
+ * masked queries get no gradient. Deterministic on both devices: the same bits on every run.
+ * On CUDA q, k, v, out and dout are bf16 (as the forward takes them) and lse f32; dq, dk and dv
+ * may each be bf16 or f32: the kernels accumulate in f32 and round once, when they add to the
+ * gradient (an f32 gradient keeps what a bf16 one would lose over many accumulations).
+ * scratch: osp_attention_backward_scratch_bytes of q's shape (NULL if 0). */
 osp_status osp_attention_backward(const osp_tensor *q, const osp_tensor *k, const osp_tensor *v,
                                   const osp_tensor *key_mask, float scale, const osp_tensor *out,
                                   const osp_tensor *lse, const osp_tensor *dout,
                                   const osp_tensor *scratch, osp_tensor *dq, osp_tensor *dk,
                                   osp_tensor *dv);
-size_t osp_attention_backward_scratch_bytes(osp_device device);
+/* The bytes of scratch osp_attention_backward needs for q [B, Nq, heads, D] on a device: on the
+ * CPU a pair of score blocks per thread (whatever the shape); on CUDA δ and lse·log2(e) of every
+ * query, 8·B·heads·Nq bytes (Nq rounded up to 128). Planned with the other activations. */
+size_t osp_attention_backward_scratch_bytes(osp_device device, const int64_t q_shape[4]);
 
 /* The patch embedding's input layout: dlatents += the inverse of osp_patchify applied to dpatches;
  * the head's output layout: dtokens += osp_patchify-order gather of dout (the inverse of

@@ -105,6 +105,17 @@ osp_status osp_copy(const osp_tensor *src, osp_tensor *dst) {
 #endif
 }
 
+osp_status osp_zero(osp_tensor *dst) {
+  ops_call call = OPS_CALL("osp_zero");
+  OSP_TRY(ops_check_present(&call, "dst", dst, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA) return osp_cuda_memset_zero(dst->data, osp_tensor_bytes(dst));
+#endif
+  memset(dst->data, 0, osp_tensor_bytes(dst));
+  return OSP_OK;
+}
+
 osp_status osp_randn_fill(uint64_t seed, uint32_t stream, float scale, osp_tensor *dst) {
   ops_call call = OPS_CALL("osp_randn_fill");
   OSP_TRY(ops_check_float(&call, "dst", dst, OPS_CONTIGUOUS));

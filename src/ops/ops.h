@@ -146,6 +146,9 @@ osp_dtype osp_device_dtype(osp_device device);
  * both contiguous; dst must not overlap src. */
 osp_status osp_copy(const osp_tensor *src, osp_tensor *dst);
 
+/* dst = 0 (every byte zero), on any device, in any dtype; dst contiguous. */
+osp_status osp_zero(osp_tensor *dst);
+
 /* dst = scale · N(0, 1) samples of Philox stream (seed, stream): element i is element i of
  * osp_randn (core/rng.h), so a seed gives the same numbers on every device. */
 osp_status osp_randn_fill(uint64_t seed, uint32_t stream, float scale, osp_tensor *dst);

@@ -10,8 +10,12 @@ osp_status osp_rope_apply_backward(osp_tensor *dx, const osp_tensor *cos, const 
   OSP_TRY(ops_check_rope_operands(&call, "dx", dx, cos, sin, &table_batch_stride));
 
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
-  osp_cpu_rope_apply_backward(dx->data, cos->data, sin->data, table_batch_stride, dx->shape[0],
-                              dx->shape[1], dx->shape[2], dx->shape[3]);
+  const int64_t B = dx->shape[0], N = dx->shape[1], heads = dx->shape[2], D = dx->shape[3];
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_rope_apply_backward(dx->data, dx->dtype, cos->data, sin->data,
+                                        table_batch_stride, B, N, heads, D);
+#endif
+  osp_cpu_rope_apply_backward(dx->data, cos->data, sin->data, table_batch_stride, B, N, heads, D);
   return OSP_OK;
 }

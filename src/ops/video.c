@@ -3,19 +3,6 @@
 #include "ops/check.h"
 #include "ops/ops.h"
 
-#ifdef OSP_HAVE_CUDA
-static osp_cuda_video cuda_video(const osp_cpu_video *v) {
-  return (osp_cuda_video){
-      .batch = v->batch,
-      .channels = v->channels,
-      .frames = v->frames,
-      .height = v->height,
-      .width = v->width,
-      .patch = {v->patch[0], v->patch[1], v->patch[2]},
-  };
-}
-#endif
-
 osp_status osp_patchify(const osp_tensor *latents, const int patch[3], osp_tensor *patches) {
   ops_call call = OPS_CALL("osp_patchify");
   OSP_TRY(ops_check_video(&call, "latents", latents, patch));
@@ -26,8 +13,8 @@ osp_status osp_patchify(const osp_tensor *latents, const int patch[3], osp_tenso
   OSP_TRY(ops_check_backend(&call));
 #ifdef OSP_HAVE_CUDA
   if (call.device == OSP_CUDA)
-    return osp_cuda_patchify(latents->data, latents->dtype, cuda_video(&video), patches->data,
-                             patches->dtype);
+    return osp_cuda_patchify(latents->data, latents->dtype, ops_cuda_video(latents, patch),
+                             patches->data, patches->dtype);
 #endif
   osp_cpu_patchify(latents->data, video, patches->data);
   return OSP_OK;
@@ -43,7 +30,8 @@ osp_status osp_unpatchify(const osp_tensor *tokens, const int patch[3], osp_tens
   OSP_TRY(ops_check_backend(&call));
 #ifdef OSP_HAVE_CUDA
   if (call.device == OSP_CUDA)
-    return osp_cuda_unpatchify(tokens->data, tokens->dtype, cuda_video(&video), out->data, out->dtype);
+    return osp_cuda_unpatchify(tokens->data, tokens->dtype, ops_cuda_video(out, patch), out->data,
+                               out->dtype);
 #endif
   osp_cpu_unpatchify(tokens->data, video, out->data);
   return OSP_OK;

@@ -25,7 +25,9 @@
 #include "core/status.h"
 #include "cpu/cpu.h"
 #include "cuda/cuda.h"
-#include "harness.h"
+#include "gpu_test.h"
+
+const char gpu_test_name[] = "test_cuda_attention";
 
 typedef struct {
   int64_t batch, kv_batch, queries, keys, heads, head_dim;
@@ -94,24 +96,12 @@ static void run_case(const attention_case *c, uint64_t seed, const char *path) {
   uint16_t *q_bits = malloc(nq * 2), *k_bits = malloc(nkv * 2), *v_bits = malloc(nkv * 2);
   uint16_t *out_bits = malloc(nq * 2);
   float *q = malloc(nq * 4), *k = malloc(nkv * 4), *v = malloc(nkv * 4), *cpu_out = malloc(nq * 4);
-  uint8_t *mask = c->mask_mode ? malloc((size_t)(B * Nk)) : NULL;
+  uint8_t *mask = c->mask_mode ? key_mask(c->mask_mode, seed, 3, B, Nk) : NULL;
   double *scores = malloc((size_t)Nk * sizeof(double)), *ref = malloc((size_t)D * sizeof(double));
   float *scratch = malloc(osp_cpu_attention_scratch_bytes());
   random_bf16(seed, 0, nq, q_bits, q);
   random_bf16(seed, 1, nkv, k_bits, k);
   random_bf16(seed, 2, nkv, v_bits, v);
-  if (mask) {
-    float *u = malloc((size_t)(B * Nk) * sizeof(float));
-    osp_randn(seed, 3, 0, u, (size_t)(B * Nk));
-    for (int64_t b = 0; b < B; b++)
-      for (int64_t j = 0; j < Nk; j++) {
-        uint8_t keep = 1;
-        if (c->mask_mode == 1) keep = (b == 0 && B > 1) ? 0 : u[b * Nk + j] > -0.5f; /* ~30% masked */
-        if (c->mask_mode == 2) keep = (b == B - 1 && B > 1) ? 0 : j < Nk - (b * 37 + 5) % (Nk + 1);
-        mask[b * Nk + j] = keep;
-      }
-    free(u);
-  }
   for (size_t i = 0; i < nq; i++) out_bits[i] = 0xFFFF; /* NaN: every output must be written */
 
   void *dq = NULL, *dk = NULL, *dv = NULL, *dout = NULL, *dmask = NULL;
@@ -126,7 +116,7 @@ static void run_case(const attention_case *c, uint64_t seed, const char *path) {
   if (st == OSP_OK) st = osp_cuda_copy_to_device(dout, out_bits, nq * 2);
   if (st == OSP_OK && mask) st = osp_cuda_copy_to_device(dmask, mask, (size_t)(B * Nk));
   const osp_cuda_attention_shape shape = {B, Bk, Nq, Nk, H, D};
-  if (st == OSP_OK) st = osp_cuda_attention(dq, dk, dv, dmask, c->scale, dout, shape);
+  if (st == OSP_OK) st = osp_cuda_attention(dq, dk, dv, dmask, c->scale, dout, NULL, shape);
   if (st == OSP_OK) st = osp_cuda_synchronize();
   if (st == OSP_OK) st = osp_cuda_copy_to_host(out_bits, dout, nq * 2);
   void *device[] = {dq, dk, dv, dout, dmask};
@@ -214,7 +204,7 @@ int main(void) {
 
   /* A head dim the kernels do not cover is refused, and the message lists those they do. */
   const osp_cuda_attention_shape odd = {1, 1, 8, 8, 1, 96};
-  const osp_status st = osp_cuda_attention(NULL, NULL, NULL, NULL, 1.0f, NULL, odd);
+  const osp_status st = osp_cuda_attention(NULL, NULL, NULL, NULL, 1.0f, NULL, NULL, odd);
   CHECK(st == OSP_ERR_UNSUPPORTED);
   CHECK(strstr(osp_last_error(), "32, 64, 128") != NULL);
 

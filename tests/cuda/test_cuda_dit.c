@@ -9,11 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/rng.h"
 #include "core/status.h"
-#include "harness.h"
+#include "gpu_test.h"
 #include "model/dit.h"
 #include "ops/ops.h"
+
+const char gpu_test_name[] = "test_cuda_dit";
 
 typedef struct {
   const char *name;
@@ -22,22 +23,6 @@ typedef struct {
   int64_t latents[5];   /* B, 16, F, H, W */
   int64_t text_rows;
 } dit_case;
-
-static osp_tensor host_tensor(int ndim, const int64_t *shape) {
-  osp_tensor t = osp_tensor_make(NULL, OSP_F32, OSP_CPU, ndim, shape);
-  t.data = calloc(1, osp_tensor_bytes(&t));
-  return t;
-}
-
-/* N(0, 1) samples rounded to bf16, so the GPU sees exactly what the CPU sees. */
-static osp_tensor random_input(int ndim, const int64_t *shape, uint32_t stream) {
-  osp_tensor t = host_tensor(ndim, shape);
-  float *x = t.data;
-  const int64_t n = osp_tensor_numel(&t);
-  osp_randn(7, stream, 0, x, (size_t)n);
-  for (int64_t i = 0; i < n; i++) x[i] = osp_bf16_to_f32(osp_f32_to_bf16(x[i]));
-  return t;
-}
 
 static osp_model_config tiny_config(const dit_case *c) {
   osp_model_config config;
@@ -83,11 +68,14 @@ static void run_case(const dit_case *c, osp_model_config config) {
   }
   CHECK(osp_dit_to_device(&gpu, OSP_CPU, &cpu) == OSP_OK);
   const int64_t *l = c->latents;
-  osp_tensor latents = random_input(5, l, 1);
-  osp_tensor context = random_input(3, (int64_t[]){l[0], c->text_rows, config.text_dim}, 2);
-  osp_tensor timestep = host_tensor(1, (int64_t[]){l[0]});
+  /* N(0, 1) inputs rounded to bf16, so the GPU sees exactly what the CPU sees: streams 1 and 2 of
+   * seed 7 in every case */
+  const int64_t context_shape[3] = {l[0], c->text_rows, config.text_dim};
+  osp_tensor latents = host_random_stream(7, 1, 5, l, 0.0f, 1.0f, true);
+  osp_tensor context = host_random_stream(7, 2, 3, context_shape, 0.0f, 1.0f, true);
+  osp_tensor timestep = host_zeros(1, (int64_t[]){l[0]});
   for (int64_t b = 0; b < l[0]; b++) ((float *)timestep.data)[b] = 999.0f * (float)(b + 1) / (float)(l[0] + 1);
-  osp_tensor want = host_tensor(5, l), got = host_tensor(5, l);
+  osp_tensor want = host_zeros(5, l), got = host_zeros(5, l);
   status = osp_dit_forward(&cpu, &latents, &timestep, &context, &want);
   CHECK(status == OSP_OK);
   if (status == OSP_OK) status = osp_dit_forward(&gpu, &latents, &timestep, &context, &got);

@@ -12,62 +12,15 @@
 #include <string.h>
 
 #include "core/dtype.h"
-#include "core/rng.h"
-#include "core/status.h"
 #include "cuda/cuda.h"
-#include "harness.h"
+#include "gpu_test.h"
 #include "ops/ops.h"
+
+const char gpu_test_name[] = "test_cuda_fused";
 
 static const double BF16_TOLERANCE = 1.0 / 256;
 static const float EPS = 1e-6f;
-static uint32_t next_stream;
-
-static void must(osp_status status, const char *what) {
-  if (status == OSP_OK) return;
-  fprintf(stderr, "test_cuda_fused: %s: %s\n", what, osp_last_error());
-  exit(1);
-}
-
-/* A host f32 tensor of N(mean, std²) samples rounded to bf16. */
-static osp_tensor host_random(int ndim, const int64_t *shape, float mean, float std) {
-  osp_tensor t = osp_tensor_make(NULL, OSP_F32, OSP_CPU, ndim, shape);
-  t.data = malloc(osp_tensor_bytes(&t));
-  float *x = t.data;
-  const int64_t n = osp_tensor_numel(&t);
-  osp_randn(99, next_stream++, 0, x, (size_t)n);
-  for (int64_t i = 0; i < n; i++) x[i] = osp_bf16_to_f32(osp_f32_to_bf16(x[i] * std + mean));
-  return t;
-}
-
-/* A copy of a host tensor on the GPU, stored as dtype. */
-static osp_tensor on_gpu(const osp_tensor *host, osp_dtype dtype) {
-  osp_tensor t = osp_tensor_make(NULL, dtype, OSP_CUDA, host->ndim, host->shape);
-  must(osp_cuda_malloc(osp_tensor_bytes(&t), &t.data), "osp_cuda_malloc");
-  must(osp_copy(host, &t), "upload");
-  return t;
-}
-
-/* A GPU tensor brought back as host f32. */
-static osp_tensor to_host(const osp_tensor *gpu) {
-  osp_tensor t = osp_tensor_make(NULL, OSP_F32, OSP_CPU, gpu->ndim, gpu->shape);
-  t.data = malloc(osp_tensor_bytes(&t));
-  must(osp_copy(gpu, &t), "download");
-  return t;
-}
-
-static void free_host(osp_tensor *t) { free(t->data); }
-static void free_gpu(osp_tensor *t) { osp_cuda_free(t->data); }
-
-/* Row k of a [Bm, 6, C] table as a strided [Bm, C] view (as the DiT reads its modulation). */
-static osp_tensor table_row(const osp_tensor *table, int k) {
-  osp_tensor row = *table;
-  row.data = (char *)table->data + (int64_t)k * table->shape[2] * (int64_t)osp_dtype_size(table->dtype);
-  row.ndim = 2;
-  row.shape[1] = table->shape[2];
-  row.stride[0] = table->stride[0];
-  row.stride[1] = 1;
-  return row;
-}
+static const uint64_t SEED = 99; /* of the inputs' Philox streams */
 
 /* The GPU's result against the CPU's: max|gpu − cpu| ≤ tolerance · max|cpu|. */
 static void check_close(const char *what, const osp_tensor *gpu, const osp_tensor *cpu, double tolerance) {
@@ -91,12 +44,6 @@ static double tolerance_for(int64_t C) {
   return C % 8 == 0 && C <= 32768 ? BF16_TOLERANCE : 2 * BF16_TOLERANCE;
 }
 
-static void ran(osp_status status, const char *what) {
-  if (status == OSP_OK) status = osp_device_synchronize(OSP_CUDA);
-  if (status != OSP_OK) fprintf(stderr, "%s: %s\n", what, osp_last_error());
-  CHECK(status == OSP_OK);
-}
-
 /* ---- LayerNorm + modulation, and the residual step before a norm ---------------------------- */
 
 typedef struct {
@@ -109,9 +56,9 @@ static void run_layernorm_modulate(norm_case c) {
   char what[160];
   snprintf(what, sizeof what, "layernorm_modulate B %lld N %lld C %lld Bm %lld mean %g", (long long)c.B,
            (long long)c.N, (long long)c.C, (long long)c.Bm, (double)c.mean);
-  osp_tensor x = host_random(3, (int64_t[]){c.B, c.N, c.C}, c.mean, 1.0f);
-  osp_tensor table = host_random(3, (int64_t[]){c.Bm, 6, c.C}, 0.0f, 0.5f);
-  osp_tensor y = host_random(3, x.shape, 0.0f, 1.0f);
+  osp_tensor x = host_random(SEED, 3, (int64_t[]){c.B, c.N, c.C}, c.mean, 1.0f, true);
+  osp_tensor table = host_random(SEED, 3, (int64_t[]){c.Bm, 6, c.C}, 0.0f, 0.5f, true);
+  osp_tensor y = host_random(SEED, 3, x.shape, 0.0f, 1.0f, true);
   osp_tensor gx = on_gpu(&x, OSP_BF16), gtable = on_gpu(&table, OSP_F32), gy = on_gpu(&y, OSP_BF16);
   const osp_tensor shift = table_row(&table, 0), scale = table_row(&table, 1);
   const osp_tensor gshift = table_row(&gtable, 0), gscale = table_row(&gtable, 1);
@@ -126,10 +73,12 @@ static void run_gated_add_layernorm(norm_case c) {
   snprintf(what, sizeof what, "gated_add_layernorm C %lld Bm %lld%s%s%s", (long long)c.C, (long long)c.Bm,
            c.gate ? " gate" : "", c.affine ? " affine" : "", c.modulate ? " modulate" : "");
   const int64_t shape[3] = {c.B, c.N, c.C};
-  osp_tensor x = host_random(3, shape, c.mean, 1.0f), add = host_random(3, shape, 0.0f, 2.0f);
-  osp_tensor table = host_random(3, (int64_t[]){c.Bm, 6, c.C}, 0.0f, 0.5f);
-  osp_tensor weight = host_random(1, &c.C, 1.0f, 0.2f), bias = host_random(1, &c.C, 0.0f, 0.2f);
-  osp_tensor normed = host_random(3, shape, 0.0f, 1.0f);
+  osp_tensor x = host_random(SEED, 3, shape, c.mean, 1.0f, true);
+  osp_tensor add = host_random(SEED, 3, shape, 0.0f, 2.0f, true);
+  osp_tensor table = host_random(SEED, 3, (int64_t[]){c.Bm, 6, c.C}, 0.0f, 0.5f, true);
+  osp_tensor weight = host_random(SEED, 1, &c.C, 1.0f, 0.2f, true);
+  osp_tensor bias = host_random(SEED, 1, &c.C, 0.0f, 0.2f, true);
+  osp_tensor normed = host_random(SEED, 3, shape, 0.0f, 1.0f, true);
   osp_tensor gx = on_gpu(&x, OSP_BF16), gadd = on_gpu(&add, OSP_BF16), gtable = on_gpu(&table, OSP_F32);
   osp_tensor gweight = on_gpu(&weight, OSP_BF16), gbias = on_gpu(&bias, OSP_BF16), gnormed = on_gpu(&normed, OSP_BF16);
   const osp_tensor gate = table_row(&table, 2), shift = table_row(&table, 3), scale = table_row(&table, 4);
@@ -177,12 +126,14 @@ static void run_rmsnorm_rope(int64_t B, int64_t N, int64_t heads, int64_t D, boo
   char what[160];
   snprintf(what, sizeof what, "rmsnorm_rope B %lld N %lld heads %lld D %lld %s tables", (long long)B,
            (long long)N, (long long)heads, (long long)D, per_row_tables ? "per-row" : "shared");
-  osp_tensor x = host_random(4, (int64_t[]){B, N, heads, D}, 0.0f, 3.0f);
+  osp_tensor x = host_random(SEED, 4, (int64_t[]){B, N, heads, D}, 0.0f, 3.0f, true);
   const int64_t C = heads * D;
-  osp_tensor weight = host_random(1, &C, 1.0f, 0.3f);
+  osp_tensor weight = host_random(SEED, 1, &C, 1.0f, 0.3f, true);
   const int64_t table_shape[3] = {B, N, D / 2};
-  osp_tensor angles = host_random(per_row_tables ? 3 : 2, per_row_tables ? table_shape : table_shape + 1, 0.0f, 2.0f);
-  osp_tensor cos = host_random(angles.ndim, angles.shape, 0.0f, 1.0f), sin = host_random(angles.ndim, angles.shape, 0.0f, 1.0f);
+  osp_tensor angles = host_random(SEED, per_row_tables ? 3 : 2, per_row_tables ? table_shape : table_shape + 1,
+                                  0.0f, 2.0f, true);
+  osp_tensor cos = host_random(SEED, angles.ndim, angles.shape, 0.0f, 1.0f, true);
+  osp_tensor sin = host_random(SEED, angles.ndim, angles.shape, 0.0f, 1.0f, true);
   for (int64_t i = 0; i < osp_tensor_numel(&angles); i++) {
     ((float *)cos.data)[i] = cosf(((float *)angles.data)[i]);
     ((float *)sin.data)[i] = sinf(((float *)angles.data)[i]);
@@ -213,9 +164,10 @@ static void run_linear_gelu(int64_t M, int64_t K, int64_t N, osp_dtype y_dtype) 
   char what[160];
   snprintf(what, sizeof what, "linear_gelu_tanh %lldx%lld -> %lld, y %s", (long long)M, (long long)K,
            (long long)N, osp_dtype_name(y_dtype));
-  osp_tensor x = host_random(2, (int64_t[]){M, K}, 0.0f, 1.0f);
-  osp_tensor w = host_random(2, (int64_t[]){N, K}, 0.0f, 1.0f / sqrtf((float)K));
-  osp_tensor bias = host_random(1, &N, 0.0f, 0.5f), y = host_random(2, (int64_t[]){M, N}, 0.0f, 1.0f);
+  osp_tensor x = host_random(SEED, 2, (int64_t[]){M, K}, 0.0f, 1.0f, true);
+  osp_tensor w = host_random(SEED, 2, (int64_t[]){N, K}, 0.0f, 1.0f / sqrtf((float)K), true);
+  osp_tensor bias = host_random(SEED, 1, &N, 0.0f, 0.5f, true);
+  osp_tensor y = host_random(SEED, 2, (int64_t[]){M, N}, 0.0f, 1.0f, true);
   osp_tensor gx = on_gpu(&x, OSP_BF16), gw = on_gpu(&w, OSP_BF16), gbias = on_gpu(&bias, OSP_BF16);
   osp_tensor gy = on_gpu(&y, y_dtype);
   must(osp_linear_gelu_tanh(&x, &w, &bias, &y), "cpu linear_gelu_tanh");
@@ -232,8 +184,10 @@ static void run_linear_gelu(int64_t M, int64_t K, int64_t N, osp_dtype y_dtype) 
  * against the largest value would not see it. */
 static void test_gelu_epilogue_form(void) {
   const int64_t M = 8, K = 16, N = 192;
-  osp_tensor x = host_random(2, (int64_t[]){M, K}, 0.0f, 1.0f), w = host_random(2, (int64_t[]){N, K}, 0.0f, 1.0f);
-  osp_tensor bias = host_random(1, &N, 0.0f, 1.0f), y = host_random(2, (int64_t[]){M, N}, 0.0f, 1.0f);
+  osp_tensor x = host_random(SEED, 2, (int64_t[]){M, K}, 0.0f, 1.0f, true);
+  osp_tensor w = host_random(SEED, 2, (int64_t[]){N, K}, 0.0f, 1.0f, true);
+  osp_tensor bias = host_random(SEED, 1, &N, 0.0f, 1.0f, true);
+  osp_tensor y = host_random(SEED, 2, (int64_t[]){M, N}, 0.0f, 1.0f, true);
   memset(x.data, 0, osp_tensor_bytes(&x));
   memset(w.data, 0, osp_tensor_bytes(&w));
   memset(bias.data, 0, osp_tensor_bytes(&bias));
@@ -267,9 +221,10 @@ static void run_gated_add_gather(int64_t C, bool gate) {
   snprintf(what, sizeof what, "gated_add_gather C %lld%s", (long long)C, gate ? " gate" : "");
   const int64_t B = 4, N = 45, rows = 200, Bm = 2;
   const int64_t shape[3] = {B, N, C};
-  osp_tensor x = host_random(3, shape, 0.0f, 1.0f), add = host_random(3, shape, 0.0f, 1.0f);
-  osp_tensor table = host_random(3, (int64_t[]){Bm, 6, C}, 0.0f, 0.5f);
-  osp_tensor dst = host_random(2, (int64_t[]){rows, C}, 0.0f, 1.0f);
+  osp_tensor x = host_random(SEED, 3, shape, 0.0f, 1.0f, true);
+  osp_tensor add = host_random(SEED, 3, shape, 0.0f, 1.0f, true);
+  osp_tensor table = host_random(SEED, 3, (int64_t[]){Bm, 6, C}, 0.0f, 0.5f, true);
+  osp_tensor dst = host_random(SEED, 2, (int64_t[]){rows, C}, 0.0f, 1.0f, true);
   const int64_t index_shape[1] = {rows};
   osp_tensor index = osp_tensor_make(malloc(rows * sizeof(int32_t)), OSP_I32, OSP_CPU, 1, index_shape);
   for (int64_t i = 0; i < rows; i++) /* a stride through the source, every seventh row padding */

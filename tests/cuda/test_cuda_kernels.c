@@ -17,12 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../unit/harness.h"
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "cpu/add.h"
 #include "cpu/cpu.h"
 #include "cuda/cuda.h"
+#include "gpu_test.h"
+
+const char gpu_test_name[] = "test_cuda_kernels";
 
 static const double F32_TOLERANCE = 1e-5, BF16_TOLERANCE = 1.0 / 256;
 static const float EPS = 1e-6f;
@@ -32,22 +34,6 @@ static double tolerance(osp_dtype dtype) {
 }
 
 /* ---- Host helpers ---------------------------------------------------------------------------- */
-
-static void *xmalloc(size_t bytes) {
-  void *p = malloc(bytes ? bytes : 1);
-  if (!p) {
-    fprintf(stderr, "test_cuda_kernels: out of host memory (%zu bytes)\n", bytes);
-    exit(1);
-  }
-  return p;
-}
-
-/* A failure of the runtime itself (allocation, copy), not of a kernel under test: stop. */
-static void must(osp_status status, const char *what) {
-  if (status == OSP_OK) return;
-  fprintf(stderr, "test_cuda_kernels: %s: %s\n", what, osp_last_error());
-  exit(1);
-}
 
 /* A label for the case under test, in a buffer reused by the next call. */
 __attribute__((format(printf, 1, 2))) static const char *label(const char *fmt, ...) {
@@ -59,13 +45,10 @@ __attribute__((format(printf, 1, 2))) static const char *label(const char *fmt, 
   return buffer;
 }
 
-static uint32_t next_stream; /* every random array draws from a Philox stream of its own */
-
-/* n samples of N(mean, std²). */
+/* n samples of N(mean, std²) from the next Philox stream of seed 2025. */
 static float *random_floats(size_t n, float mean, float std) {
   float *x = xmalloc(n * sizeof *x);
-  osp_randn(2025, next_stream++, 0, x, n);
-  for (size_t i = 0; i < n; i++) x[i] = x[i] * std + mean;
+  random_fill(x, n, 2025, next_stream++, mean, std, false);
   return x;
 }
 
@@ -75,12 +58,6 @@ static uint32_t random_below(uint32_t bound) {
   const osp_philox_ctr c = {{counter++, 0, 0, 0}};
   const osp_philox_key key = {{7, 11}};
   return (uint32_t)((uint64_t)osp_philox4x32_10(c, key).v[0] * bound >> 32);
-}
-
-/* x rounded through dtype in place: what the GPU reads once x is stored as dtype. */
-static void round_through(osp_dtype dtype, float *x, size_t n) {
-  if (dtype == OSP_BF16)
-    for (size_t i = 0; i < n; i++) x[i] = osp_bf16_to_f32(osp_f32_to_bf16(x[i]));
 }
 
 /* max|got − want| / max|want| ≤ tol (a NaN where want has none counts as infinite error). */
@@ -156,14 +133,6 @@ static float *dev_download(dev_buf b, size_t n, osp_dtype dtype) {
   osp_convert_to_f32(dtype, host, out, n);
   free(host);
   return out;
-}
-
-/* A kernel's status, with any asynchronous error it raised: a failure is counted and printed. */
-static bool ran(osp_status status, const char *what) {
-  if (status == OSP_OK) status = osp_cuda_synchronize();
-  if (status != OSP_OK) fprintf(stderr, "%s: %s\n", what, osp_last_error());
-  CHECK(status == OSP_OK);
-  return status == OSP_OK;
 }
 
 /* Runs the kernel's output through the comparison: out (n values of dtype) against want,

@@ -316,7 +316,7 @@ static void test_linear_and_norm_errors(void) {
   osp_tensor dx_on_dy = f32(buffer_c + 4, 2, 8);
   expect_status(osp_linear_backward(&x, &w, &dy, &dx_on_dy, NULL, NULL), OSP_ERR_ARGUMENT,
          "osp_linear_backward: dx: expected memory apart from dy, found them overlapping");
-#ifndef OSP_HAVE_CUDA /* with the backend, CUDA operands reach ops_require_cpu instead */
+#ifndef OSP_HAVE_CUDA /* with the backend, CUDA operands reach the CUDA kernels instead */
   osp_tensor cuda_x = x;
   cuda_x.device = OSP_CUDA;
   osp_tensor cuda_w = w, cuda_dy = dy;
@@ -410,6 +410,48 @@ static void test_gather_and_layout_errors(void) {
          "osp_unpatchify_backward: dtokens: missing (NULL)");
 }
 
+/* A tensor over the same buffer on CUDA in `dtype`: the dtype rules of CUDA's mixed precision
+ * (grad.h) are checked before any kernel runs, so these calls fail the same way with or without
+ * the backend, and never touch the (host) buffer. */
+static osp_tensor on_cuda(osp_tensor t, osp_dtype dtype) {
+  t.device = OSP_CUDA;
+  t.dtype = dtype;
+  return t;
+}
+
+static void test_cuda_dtype_errors(void) {
+  const osp_tensor x = on_cuda(f32(buffer_a, 2, 8), OSP_BF16);
+  const osp_tensor w = on_cuda(f32(buffer_b, 4, 8), OSP_BF16);
+  const osp_tensor dy = on_cuda(f32(buffer_c, 2, 4), OSP_BF16);
+  osp_tensor bf16_dw = on_cuda(f32(buffer_e, 4, 8), OSP_BF16);
+  expect_status(osp_linear_backward(&x, &w, &dy, NULL, &bf16_dw, NULL), OSP_ERR_SHAPE,
+                "osp_linear_backward: dweight: expected dtype f32 on cuda, found bf16");
+  const osp_tensor f32_w = on_cuda(f32(buffer_b, 4, 8), OSP_F32);
+  expect_status(osp_linear_backward(&x, &f32_w, &dy, NULL, NULL, NULL), OSP_ERR_SHAPE,
+                "osp_linear_backward: weight: expected x's dtype bf16, found f32");
+
+  const osp_tensor rows = on_cuda(f32(buffer_a, 3, 16), OSP_BF16);
+  const osp_tensor f32_drows = on_cuda(f32(buffer_c, 3, 16), OSP_F32);
+  expect_status(osp_layernorm_backward(&rows, NULL, 1e-6f, &f32_drows, NULL, NULL, NULL),
+                OSP_ERR_SHAPE, "osp_layernorm_backward: dy: expected x's dtype bf16, found f32");
+
+  const osp_tensor tokens = on_cuda(f32(buffer_a, 4, 3, 16), OSP_BF16);
+  const osp_tensor dtokens = on_cuda(f32(buffer_b, 4, 3, 16), OSP_BF16);
+  const osp_tensor table = on_cuda(f32(buffer_c, 2, 6, 16), OSP_F32), scale = table_row(&table, 1);
+  const osp_tensor bf16_dtable = on_cuda(f32(buffer_d, 2, 6, 16), OSP_BF16);
+  osp_tensor bf16_dshift = table_row(&bf16_dtable, 0);
+  expect_status(osp_modulate_backward(&tokens, &scale, &dtokens, NULL, &bf16_dshift, NULL),
+                OSP_ERR_SHAPE,
+                "osp_modulate_backward: dshift: expected dtype f32 on cuda, found bf16");
+  expect_status(osp_gated_add_backward(&dtokens, &tokens, &scale, NULL, &bf16_dshift),
+                OSP_ERR_SHAPE, "osp_gated_add_backward: dgate: expected dtype f32 on cuda, found bf16");
+
+  osp_tensor bf16_da = on_cuda(f32(buffer_e, 1, 3, 16), OSP_BF16);
+  expect_status(osp_add_backward(&dtokens, &bf16_da), OSP_ERR_SHAPE,
+                "osp_add_backward: da: expected dtype f32 (a sum over broadcast dimensions), found "
+                "bf16");
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CASE_DIR   (written by tests/ref/make_grad_cases.py)\n", argv[0]);
@@ -419,5 +461,6 @@ int main(int argc, char **argv) {
   test_linear_and_norm_errors();
   test_modulation_errors();
   test_gather_and_layout_errors();
+  test_cuda_dtype_errors();
   return ref_cases_main("test_grads_ref", "tests/ref/make_grad_cases.py", argv[1], OPS, OP_COUNT);
 }
