@@ -37,7 +37,7 @@ build() { # build DIR [cmake args...]
 
 # The reference tests, as test:cases: tests/ref/make_<cases>_cases.py writes PyTorch's answers into
 # build/ref/<cases>, which build/test_<test>_ref reads.
-ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim"
+ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim flow:flow"
 
 unit_tests() { # run every unit test program of a build
   local dir=$1 rc=0
@@ -59,6 +59,7 @@ for pair in $ref_tests; do
 done
 suite "unit tests" unit_tests build
 suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp build/ref/parity
+suite "DiT gradients against PyTorch autograd" "$python" tests/ref/dit_grad_parity.py build/osp build/ref/grad_parity
 suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse
 suite "bad inputs" "$python" tests/ref/bad_inputs.py build/osp build/ref/bad
 suite "bench/torch_wan.py runs (tiny, CPU; not timed)" "$python" bench/torch_wan.py --tiny --device cpu --op all

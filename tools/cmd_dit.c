@@ -9,17 +9,20 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "core/clock.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/rng.h"
 #include "core/safetensors.h"
 #include "core/status.h"
 #include "model/dit.h"
+#include "model/dit_train.h"
+#include "ops/ops.h"
 
 typedef struct {
   const char *weights, *config, *preset, *random_seed, *inputs, *random_inputs, *output;
-  const char *schedule, *sparse_ratio, *device;
-  int verbose;
+  const char *schedule, *sparse_ratio, *device, *grad_output;
+  int verbose, checkpoint;
 } dit_arguments;
 
 typedef struct {
@@ -187,6 +190,89 @@ static osp_status write_velocity(const char *path, const osp_tensor *velocity) {
   return osp_st_write(path, &entry, 1);
 }
 
+/* The gradient of the loss with respect to the velocity: tensor `velocity` of the --grad-output
+ * file, in the velocity's shape. */
+static osp_status read_grad_output(const char *path, const osp_tensor *velocity, osp_tensor *dvelocity) {
+  osp_st_file file;
+  OSP_TRY(osp_st_open(path, &file));
+  osp_status status = read_input(&file, "velocity", dvelocity);
+  if (status == OSP_OK) {
+    status = osp_check_shape("velocity", dvelocity, velocity->ndim, velocity->shape);
+    if (status != OSP_OK) osp_fail_context(status, "%s (the gradient of the velocity)", path);
+  }
+  osp_st_close(&file);
+  return status;
+}
+
+/* A parameter's gradient on the host as f32 (malloc'd: a copy where it lives on a device). */
+static osp_status gradient_on_host(const osp_tensor *g, void **data) {
+  *data = NULL;
+  if (g->device == OSP_CPU) {
+    *data = g->data;
+    return OSP_OK;
+  }
+  osp_tensor host = osp_tensor_make(NULL, OSP_F32, OSP_CPU, g->ndim, g->shape);
+  if (!(host.data = malloc(osp_tensor_bytes(&host) + 1))) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+  *data = host.data;
+  return osp_copy(g, &host);
+}
+
+/* velocity, ∂loss/∂latents as `latents`, and every parameter's gradient under its weight name. */
+static osp_status write_gradients(const char *path, const osp_tensor *velocity, const osp_tensor *dlatents,
+                                  const osp_dit *grads) {
+  osp_dit_parameter *params;
+  int count;
+  OSP_TRY(osp_dit_parameters(grads, &params, &count));
+  osp_st_write_entry *entries = calloc((size_t)count + 2, sizeof *entries);
+  void **host = calloc((size_t)count + 1, sizeof *host);
+  osp_status status = entries && host ? OSP_OK : osp_fail(OSP_ERR_MEMORY, "out of memory");
+  if (status == OSP_OK) {
+    entries[0] = (osp_st_write_entry){"velocity", OSP_ST_F32, velocity->ndim, velocity->shape, velocity->data};
+    entries[1] = (osp_st_write_entry){"latents", OSP_ST_F32, dlatents->ndim, dlatents->shape, dlatents->data};
+  }
+  for (int i = 0; status == OSP_OK && i < count; i++) {
+    const osp_tensor *g = &params[i].tensor;
+    status = gradient_on_host(g, &host[i]);
+    entries[i + 2] = (osp_st_write_entry){params[i].name, OSP_ST_F32, g->ndim, g->shape, host[i]};
+  }
+  if (status == OSP_OK) status = osp_st_write(path, entries, count + 2);
+  for (int i = 0; host && i < count; i++)
+    if (host[i] != params[i].tensor.data) free(host[i]);
+  free(host);
+  free(entries);
+  free(params);
+  return status;
+}
+
+/* --grad-output: the training forward and the backward of the loss whose gradient with respect
+ * to the velocity the file holds. */
+static osp_status run_backward(const dit_arguments *a, const osp_dit *dit, const dit_inputs *in,
+                               osp_tensor *velocity) {
+  osp_tensor dvelocity = {0}, dlatents = in->latents;
+  osp_dit grads = {0};
+  osp_dit_tape *tape = NULL;
+  const osp_dit_tape_options options = {
+      .batch = in->latents.shape[0], .frames = in->latents.shape[2], .height = in->latents.shape[3],
+      .width = in->latents.shape[4], .text_rows = in->context.shape[1], .checkpoint = a->checkpoint};
+  dlatents.data = malloc(osp_tensor_bytes(&dlatents) + 1);
+  osp_status status = dlatents.data ? OSP_OK : osp_fail(OSP_ERR_MEMORY, "cannot allocate the latents' gradient");
+  if (status == OSP_OK) status = read_grad_output(a->grad_output, velocity, &dvelocity);
+  if (status == OSP_OK) status = osp_dit_tape_create(dit, &options, &tape);
+  if (status == OSP_OK) status = osp_dit_init_zeros(dit, dit->device, &grads);
+  const double start = osp_seconds();
+  if (status == OSP_OK) status = osp_dit_forward_train(dit, tape, &in->latents, &in->timestep, &in->context, velocity);
+  if (status == OSP_OK) status = osp_dit_backward(dit, tape, &dvelocity, &grads, &dlatents);
+  if (status == OSP_OK)
+    osp_info("dit forward + backward: %d layers, %.3f s, tape %.1f MiB%s", dit->config.num_layers,
+             osp_seconds() - start, osp_dit_tape_bytes(tape) / 1048576.0, a->checkpoint ? " (checkpointed)" : "");
+  if (status == OSP_OK) status = write_gradients(a->output, velocity, &dlatents, &grads);
+  osp_dit_free(&grads);
+  osp_dit_tape_free(tape);
+  free(dvelocity.data);
+  free(dlatents.data);
+  return status;
+}
+
 static osp_status run(const dit_arguments *a) {
   osp_model_config config;
   OSP_TRY(choose_config(a, &config));
@@ -210,7 +296,9 @@ static osp_status run(const dit_arguments *a) {
   int64_t grid[3] = {0};
   for (int d = 0; status == OSP_OK && d < 3; d++) grid[d] = in.latents.shape[2 + d] / config.patch_size[d];
   if (status == OSP_OK && a->verbose) print_flops(&config, &in, grid);
-  if (status == OSP_OK) {
+  if (status == OSP_OK && a->grad_output) {
+    status = run_backward(a, &dit, &in, &velocity);
+  } else if (status == OSP_OK) {
     osp_dit_timing timing;
     status = osp_dit_forward_timed(&dit, &in.latents, &in.timestep, &in.context, &velocity, &timing);
     osp_info("dit forward: %d layers, latents [%lld, %lld, %lld, %lld, %lld], %.3f s", config.num_layers,
@@ -218,7 +306,7 @@ static osp_status run(const dit_arguments *a) {
              (long long)in.latents.shape[3], (long long)in.latents.shape[4], timing.total_seconds);
     if (status == OSP_OK && a->verbose) print_timing(&config, &in, grid, &timing);
   }
-  if (status == OSP_OK) status = write_velocity(a->output, &velocity);
+  if (status == OSP_OK && !a->grad_output) status = write_velocity(a->output, &velocity);
   free(velocity.data);
   osp_dit_free(&dit);
   free_inputs(&in);
@@ -241,19 +329,30 @@ int cmd_dit(int argc, char **argv) {
       {"--sparse-ratio", NULL, "P", "override the Skiparse sparse ratio P (2 in OSP-Next)", &a.sparse_ratio, NULL},
       {"--device", NULL, "cpu|cuda", "where the forward runs (default cpu; cuda computes in bf16 with f32 "
                                      "accumulation)", &a.device, NULL},
+      {"--grad-output", NULL, "G.safetensors", "also run the backward: G holds `velocity`, the gradient of a loss "
+                                               "with respect to the velocity; the output then also gets `latents` "
+                                               "and every parameter's gradient, under the weights' own names", &a.grad_output, NULL},
+      {"--checkpoint", NULL, NULL, "with --grad-output: keep only each block's input and recompute the block in the "
+                                   "backward (activation checkpointing)", NULL, &a.checkpoint},
       {"--verbose", "-v", NULL, "print the schedule, the FLOPs of each block and where the time went", NULL, &a.verbose},
       {"--output", "-o", "O.safetensors", "where to write velocity [B,16,F,H,W] (float32)", &a.output, NULL},
       {0},
   };
   cli_command command = {
       .name = "dit",
-      .usage = "osp dit --weights W.safetensors [--config C.json] --inputs I.safetensors -o O.safetensors",
-      .summary = "Runs one forward pass of the DiT and writes the predicted velocity.",
+      .usage = "osp dit --weights W.safetensors [--config C.json] --inputs I.safetensors [--grad-output G.safetensors] "
+               "-o O.safetensors",
+      .summary = "Runs one forward pass of the DiT and writes the predicted velocity (with --grad-output, "
+                 "the backward too, and the gradients).",
       .details = "The context is used as given: no mask, cross-attention sees every row (pipelines pad\n"
                  "prompts to 512 rows with zeros, as Wan2.1 and diffusers do). Inputs may be any float\n"
                  "dtype; they are computed in float32 on the CPU, in bf16 on CUDA (--device cuda). The\n"
                  "output is float32, written to a temporary\n"
-                 "file and renamed, so a failed run leaves no output behind.",
+                 "file and renamed, so a failed run leaves no output behind.\n"
+                 "With --grad-output, the output holds `velocity`, `latents` (the gradient of the loss with\n"
+                 "respect to the latents) and the gradient of every parameter under the weight file's own\n"
+                 "tensor names (original Wan2.1 names with --random-weights), all float32; no gradient is\n"
+                 "computed for the timestep or the context.",
       .options = options,
   };
   int rc = cli_parse(&command, argc, argv);
@@ -264,6 +363,7 @@ int cmd_dit(int argc, char **argv) {
   if (a.config && a.preset) return cli_usage_error(&command, "give --config or --preset, not both");
   if (!a.inputs == !a.random_inputs) return cli_usage_error(&command, "give exactly one of --inputs and --random-inputs");
   if (!a.output) return cli_usage_error(&command, "missing -o O.safetensors");
+  if (a.checkpoint && !a.grad_output) return cli_usage_error(&command, "--checkpoint needs --grad-output");
   osp_status status = run(&a);
   return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
 }

@@ -12,7 +12,8 @@ static const struct {
   const char *summary;
 } commands[] = {
     {"info", cmd_info, "list the tensors of a safetensors file and the model it holds"},
-    {"dit", cmd_dit, "run one forward pass of the Wan2.1 / OSP-Next DiT"},
+    {"dit", cmd_dit, "run one forward pass of the Wan2.1 / OSP-Next DiT (and its backward)"},
+    {"train", cmd_train, "train or fine-tune the DiT with flow matching (train.json)"},
     {"bench", cmd_bench, "time ops, blocks and whole forwards against the device's peak"},
 };
 

@@ -8,15 +8,16 @@
 
 #include "core/clock.h"
 #include "core/status.h"
-#include "model/dit.h"
+#include "model/dit_internal.h"
 #include "ops/ops.h"
 #include "sparse/plan.h"
 
 /* Every activation of one forward, allocated from one arena on the DiT's device sized up front (the
  * plan's tables are made in a host arena and copied there). Per-token buffers hold max_slots
  * tokens (the largest layout of the schedule, padding included) and are viewed as
- * [rows, tokens, ·] in the layout of the block that runs. They are in the device's dtype; the
- * time embedding and the modulation tables (e, e0, mod, head_mod) are f32 everywhere. */
+ * [rows, tokens, ·] in the layout of the block that runs; the steps share buffers wherever the
+ * forward alone runs (dit_internal.h). They are in the device's dtype; the time embedding and the
+ * modulation tables (e, e0, mod, head_mod) are f32 everywhere. */
 typedef struct {
   int64_t batch, text_rows, grid[3];
   osp_device device;
@@ -27,42 +28,20 @@ typedef struct {
   osp_layout layout;             /* of the tokens in x now */
   osp_tensor patches;            /* [B, N, in·pt·ph·pw] */
   osp_tensor x, x_spare;         /* the residual stream, and the target of a layout change */
-  osp_tensor normed;             /* [rows, tokens, C] */
-  osp_tensor q, k, v, attended;  /* [rows, tokens, C] each */
-  osp_tensor projected;          /* [rows, tokens, C]: output of o / ffn_out before the residual add */
-  osp_tensor hidden;             /* [rows, tokens, ffn_dim] */
-  osp_tensor sinusoid;           /* [B, freq_dim] */
-  osp_tensor e, e_hidden;        /* [B, C] */
-  osp_tensor e0;                 /* [B, 6, C] */
+  osp_tensor normed;             /* [slots, C] */
+  osp_tensor q, k, v, attended;  /* [slots, C] each */
+  osp_tensor projected;          /* [slots, C]: output of o / ffn_out before the residual add */
+  osp_tensor hidden;             /* [slots, ffn_dim] */
+  dit_time_tensors time;         /* e_hidden serves t_pre, t_act and e_act */
   osp_tensor mod;                /* [B, 6, C]: modulation + e0 of the current block */
   osp_tensor head_mod;           /* [B, 2, C] */
-  osp_tensor context, text_hidden; /* [B, L, C] */
+  dit_text_tensors text_embed;   /* c_pre = c_act */
   osp_tensor context_k, context_v; /* [B, L, C] */
   osp_tensor rope_cos[OSP_PATTERN_COUNT], rope_sin[OSP_PATTERN_COUNT]; /* [rows, tokens, D/2] */
   osp_tensor out_tokens;           /* [B, N, out·pt·ph·pw] */
   osp_tensor attention_scratch;    /* u8 [osp_attention_scratch_bytes] */
   osp_dit_timing *timing;          /* NULL: not timed */
 } activations;
-
-/* A tensor of the plan moved into the device's arena (copied once the arena is real); a table the
- * plan does not use (no dimensions) stays as it is. */
-static osp_status upload(osp_arena *a, osp_tensor *table) {
-  if (table->ndim == 0) return OSP_OK;
-  osp_tensor on_device;
-  OSP_TRY(osp_arena_tensor(a, table->dtype, table->ndim, table->shape, &on_device));
-  if (a->base) OSP_TRY(osp_copy(table, &on_device));
-  *table = on_device;
-  return OSP_OK;
-}
-
-static osp_status upload_plan(osp_arena *a, osp_sparse_plan *plan) {
-  for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
-    OSP_TRY(upload(a, &plan->positions[k]));
-    OSP_TRY(upload(a, &plan->key_mask[k]));
-    for (int to = 0; to < OSP_PATTERN_COUNT; to++) OSP_TRY(upload(a, &plan->gather[k][to]));
-  }
-  return OSP_OK;
-}
 
 /* An input or output as the forward uses it: the caller's tensor where it already sits on the
  * device in the dtype wanted, else one from the arena that it is copied into (or out of). */
@@ -84,7 +63,7 @@ static osp_status allocate(osp_arena *host, osp_arena *a, const osp_dit *dit, co
                            activations *act) {
   const osp_model_config *c = &dit->config;
   OSP_TRY(osp_sparse_plan_make(c, act->batch, act->grid, host, &act->plan));
-  if (act->device != OSP_CPU) OSP_TRY(upload_plan(a, &act->plan));
+  if (act->device != OSP_CPU) OSP_TRY(dit_upload_plan(a, &act->plan));
   OSP_TRY(stage(a, io->latents, act, act->dtype, &act->latents));
   OSP_TRY(stage(a, io->timestep, act, OSP_F32, &act->timestep));
   OSP_TRY(stage(a, io->text, act, act->dtype, &act->text));
@@ -93,6 +72,7 @@ static osp_status allocate(osp_arena *host, osp_arena *a, const osp_dit *dit, co
   const int64_t S = act->plan.max_slots;
   const int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
   const osp_dtype D = act->dtype;
+  osp_tensor e_hidden;
   struct {
     osp_tensor *t;
     osp_dtype dtype;
@@ -109,27 +89,23 @@ static osp_status allocate(osp_arena *host, osp_arena *a, const osp_dit *dit, co
       {&act->attended, D, 2, {S, C}},
       {&act->projected, D, 2, {S, C}},
       {&act->hidden, D, 2, {S, c->ffn_dim}},
-      {&act->sinusoid, D, 2, {B, c->freq_dim}},
-      {&act->e, OSP_F32, 2, {B, C}},
-      {&act->e_hidden, D, 2, {B, C}},
-      {&act->e0, OSP_F32, 3, {B, 6, C}},
+      {&act->time.sinusoid, D, 2, {B, c->freq_dim}},
+      {&act->time.e, OSP_F32, 2, {B, C}},
+      {&e_hidden, D, 2, {B, C}},
+      {&act->time.e0, OSP_F32, 3, {B, 6, C}},
       {&act->mod, OSP_F32, 3, {B, 6, C}},
       {&act->head_mod, OSP_F32, 3, {B, 2, C}},
-      {&act->context, D, 3, {B, L, C}},
-      {&act->text_hidden, D, 3, {B, L, C}},
+      {&act->text_embed.context, D, 3, {B, L, C}},
+      {&act->text_embed.c_act, D, 3, {B, L, C}},
       {&act->context_k, D, 3, {B, L, C}},
       {&act->context_v, D, 3, {B, L, C}},
       {&act->out_tokens, D, 3, {B, N, c->out_channels * patch}},
   };
   for (size_t i = 0; i < sizeof plan / sizeof plan[0]; i++)
     OSP_TRY(osp_arena_tensor(a, plan[i].dtype, plan[i].ndim, plan[i].shape, plan[i].t));
-  for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
-    if (!act->plan.used[k]) continue;
-    const osp_layout *l = &act->plan.layout[k];
-    const int64_t shape[3] = {l->rows, l->tokens, c->head_dim / 2};
-    OSP_TRY(osp_arena_tensor(a, OSP_F32, 3, shape, &act->rope_cos[k]));
-    OSP_TRY(osp_arena_tensor(a, OSP_F32, 3, shape, &act->rope_sin[k]));
-  }
+  act->time.t_pre = act->time.t_act = act->time.e_act = e_hidden;
+  act->text_embed.c_pre = act->text_embed.c_act;
+  OSP_TRY(dit_allocate_rope(a, c, &act->plan, act->rope_cos, act->rope_sin));
   const int64_t scratch = (int64_t)osp_attention_scratch_bytes(act->device);
   return scratch ? osp_arena_tensor(a, OSP_U8, 1, &scratch, &act->attention_scratch) : OSP_OK;
 }
@@ -141,30 +117,6 @@ static osp_status timed_now(const activations *act, double *now) {
   return OSP_OK;
 }
 
-/* The scratch of osp_attention: NULL where the device needs none. */
-static const osp_tensor *attention_scratch(const activations *act) {
-  return act->attention_scratch.data ? &act->attention_scratch : NULL;
-}
-
-/* The first rows·tokens tokens of a per-token buffer, as [rows, tokens, width]. */
-static osp_tensor in_layout(const osp_tensor *buffer, const osp_layout *l) {
-  const int64_t shape[3] = {l->rows, l->tokens, buffer->shape[buffer->ndim - 1]};
-  return osp_tensor_make(buffer->data, buffer->dtype, buffer->device, 3, shape);
-}
-
-/* RoPE tables of every layout the schedule visits, from each slot's natural (t, y, x). */
-static osp_status build_rope_tables(const osp_dit *dit, activations *act) {
-  for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
-    if (!act->plan.used[k]) continue;
-    osp_tensor cos, sin;
-    const int64_t flat[2] = {act->rope_cos[k].shape[0] * act->rope_cos[k].shape[1], act->rope_cos[k].shape[2]};
-    OSP_TRY(osp_tensor_reshape(&act->rope_cos[k], 2, flat, &cos));
-    OSP_TRY(osp_tensor_reshape(&act->rope_sin[k], 2, flat, &sin));
-    OSP_TRY(osp_rope_tables_at(&act->plan.positions[k], dit->config.head_dim, &cos, &sin));
-  }
-  return OSP_OK;
-}
-
 /* The spare buffer, which holds the residual stream in layout `to` now, becomes x. */
 static void take_spare(activations *act, osp_pattern to) {
   const osp_tensor spent = act->x;
@@ -173,13 +125,13 @@ static void take_spare(activations *act, osp_pattern to) {
   act->layout = act->plan.layout[to];
 }
 
-/* Moves the residual stream into another layout with one gather of its own (pad on entry to the
- * sparse span, switch, crop on exit), into the spare buffer. Only where no block's residual step
- * did it (before the first block, when that one is sparse): see finish_block. */
+/* Moves the residual stream into another layout with one gather of its own (entering the sparse
+ * span before the first block, when that one is sparse): every later change happens inside the
+ * residual step of the block before. */
 static osp_status change_layout(activations *act, osp_pattern to) {
   const osp_pattern from = act->layout.pattern;
   if (from == to) return OSP_OK;
-  osp_tensor src = in_layout(&act->x, &act->layout), dst = in_layout(&act->x_spare, &act->plan.layout[to]);
+  osp_tensor src = dit_in_layout(&act->x, &act->layout), dst = dit_in_layout(&act->x_spare, &act->plan.layout[to]);
   double start = 0, end = 0;
   if (act->timing) OSP_TRY(timed_now(act, &start));
   OSP_TRY(osp_gather_rows(&src, &act->plan.gather[from][to], &dst));
@@ -189,174 +141,38 @@ static osp_status change_layout(activations *act, osp_pattern to) {
   return OSP_OK;
 }
 
-/* Row k of a [B, R, C] table as a strided [B, C] view. */
-static osp_tensor table_row(const osp_tensor *table, int k) {
-  osp_tensor row = *table;
-  row.data = (char *)table->data + (int64_t)k * table->shape[2] * (int64_t)osp_dtype_size(table->dtype);
-  row.ndim = 2;
-  row.shape[0] = table->shape[0];
-  row.shape[1] = table->shape[2];
-  row.stride[0] = table->stride[0];
-  row.stride[1] = 1;
-  return row;
-}
-
-/* A [rows, N, C] tensor seen as [rows, N, heads, head_dim]. */
-static osp_tensor split_heads(const osp_tensor *t, int heads) {
-  int64_t shape[4] = {t->shape[0], t->shape[1], heads, t->shape[2] / heads};
-  return osp_tensor_make(t->data, t->dtype, t->device, 4, shape);
-}
-
-static osp_status linear(const osp_tensor *x, const osp_linear_params *p, osp_tensor *y) {
-  return osp_linear(x, &p->weight, &p->bias, y);
-}
-
-/* q or k: projection, then RMSNorm over all heads when the model has qk_norm. */
-static osp_status project_normed(const osp_model_config *c, const osp_tensor *x,
-                                 const osp_linear_params *p, const osp_tensor *norm, osp_tensor *y) {
-  OSP_TRY(linear(x, p, y));
-  return c->qk_norm ? osp_rmsnorm(y, norm, c->eps, y) : OSP_OK;
-}
-
-/* e = time_out(SiLU(time_in(sinusoid(t)))), e0 = time_projection(SiLU(e)). */
-static osp_status embed_time(const osp_dit *dit, const osp_tensor *timestep, activations *act) {
-  OSP_TRY(osp_timestep_embedding(timestep, &act->sinusoid));
-  OSP_TRY(linear(&act->sinusoid, &dit->time_in, &act->e_hidden));
-  OSP_TRY(osp_silu(&act->e_hidden, &act->e_hidden));
-  OSP_TRY(linear(&act->e_hidden, &dit->time_out, &act->e));
-  OSP_TRY(osp_silu(&act->e, &act->e_hidden));
-  osp_tensor e0_flat;
-  OSP_TRY(osp_tensor_reshape(&act->e0, 2, (int64_t[]){act->batch, 6 * (int64_t)dit->config.dim}, &e0_flat));
-  return linear(&act->e_hidden, &dit->time_projection, &e0_flat);
-}
-
-/* context = text_out(GELU_tanh(text_in(text))). */
-static osp_status embed_text(const osp_dit *dit, const osp_tensor *text, activations *act) {
-  OSP_TRY(linear(text, &dit->text_in, &act->text_hidden));
-  OSP_TRY(osp_gelu_tanh(&act->text_hidden, &act->text_hidden));
-  return linear(&act->text_hidden, &dit->text_out, &act->context);
-}
-
-/* The per-token tensors of one block, viewed in the block's layout: [rows, tokens, ·]. Under
- * Skiparse, rows = P²·B subsequence-major, so the [B, ·] modulation and the [B, L, C] context are
- * shared by the P² rows of each sample without copies (row r belongs to sample r mod B). */
-typedef struct {
-  osp_tensor x, normed, q, k, v, attended, projected, hidden;
-  const osp_tensor *rope_cos, *rope_sin;
-  const osp_tensor *key_mask; /* NULL: every key is a real token */
-} block_tensors;
-
-static block_tensors block_views(activations *act) {
+/* The block's tensors for inference: the residual stream is updated in place (into the spare
+ * buffer, in the next layout, when the pattern changes), and buffers serve several steps. */
+static dit_block_tensors block_views(const osp_dit *dit, int index, activations *act) {
   const osp_layout *l = &act->layout;
-  const osp_pattern k = l->pattern;
-  block_tensors t = {
-      .x = in_layout(&act->x, l), .normed = in_layout(&act->normed, l), .q = in_layout(&act->q, l),
-      .k = in_layout(&act->k, l), .v = in_layout(&act->v, l), .attended = in_layout(&act->attended, l),
-      .projected = in_layout(&act->projected, l), .hidden = in_layout(&act->hidden, l),
-      .rope_cos = &act->rope_cos[k], .rope_sin = &act->rope_sin[k],
+  const osp_pattern k = l->pattern, next = dit_pattern_after(&dit->config, index);
+  const osp_tensor x = dit_in_layout(&act->x, l), normed = dit_in_layout(&act->normed, l);
+  const osp_tensor q = dit_in_layout(&act->q, l), attended = dit_in_layout(&act->attended, l);
+  const osp_tensor projected = dit_in_layout(&act->projected, l), hidden = dit_in_layout(&act->hidden, l);
+  dit_block_tensors t = {
+      .x_in = x, .x1 = x, .x2 = x, .n1 = normed, .n2 = normed, .n3 = normed,
+      .q_pre = q, .q = q, .k_pre = dit_in_layout(&act->k, l), .k = dit_in_layout(&act->k, l),
+      .v = dit_in_layout(&act->v, l), .a1 = attended, .a2 = attended, .cq_pre = q, .cq = q,
+      .o1 = projected, .o2 = projected, .o3 = projected, .h_pre = hidden, .h = hidden,
+      .x_out = next == k ? x : dit_in_layout(&act->x_spare, &act->plan.layout[next]),
+      .ck_pre = act->context_k, .ck = act->context_k, .cv = act->context_v, .mod = act->mod,
+      .context = &act->text_embed.context, .rope_cos = &act->rope_cos[k], .rope_sin = &act->rope_sin[k],
       .key_mask = act->plan.key_mask[k].data ? &act->plan.key_mask[k] : NULL,
+      .to_next = next == k ? NULL : &act->plan.gather[k][next],
+      .scratch = act->attention_scratch.data ? &act->attention_scratch : NULL,
   };
   return t;
-}
-
-/* q or k of self-attention: projection, RMSNorm over all heads when the model has qk_norm, and
- * RoPE at each token's position (one pass for the last two). */
-static osp_status project_rotated(const osp_model_config *c, const osp_tensor *x,
-                                  const osp_linear_params *p, const osp_tensor *norm,
-                                  const block_tensors *t, osp_tensor *y) {
-  OSP_TRY(linear(x, p, y));
-  osp_tensor heads = split_heads(y, c->num_heads);
-  if (c->qk_norm) return osp_rmsnorm_rope(&heads, norm, c->eps, t->rope_cos, t->rope_sin);
-  return osp_rope_apply(&heads, t->rope_cos, t->rope_sin);
-}
-
-/* x += SelfAttn(LN(x)·(1 + scale) + shift) · gate, with RoPE on q and k; under Skiparse the
- * attention runs inside each subsequence (a row) with padded keys masked. The residual step also
- * makes the cross-attention's query input, normed = LN_affine(x). */
-static osp_status self_attention(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t) {
-  const osp_model_config *c = &dit->config;
-  const osp_attention_params *a = &b->self_attn;
-  osp_tensor shift = table_row(&act->mod, 0), scale = table_row(&act->mod, 1), gate = table_row(&act->mod, 2);
-  OSP_TRY(osp_layernorm_modulate(&t->x, &shift, &scale, c->eps, &t->normed));
-  OSP_TRY(project_rotated(c, &t->normed, &a->proj[OSP_Q], &a->norm_q, t, &t->q));
-  OSP_TRY(project_rotated(c, &t->normed, &a->proj[OSP_K], &a->norm_k, t, &t->k));
-  OSP_TRY(linear(&t->normed, &a->proj[OSP_V], &t->v));
-  osp_tensor q = split_heads(&t->q, c->num_heads), k = split_heads(&t->k, c->num_heads);
-  osp_tensor v = split_heads(&t->v, c->num_heads), o = split_heads(&t->attended, c->num_heads);
-  OSP_TRY(osp_attention(&q, &k, &v, t->key_mask, 1.0f / sqrtf((float)c->head_dim), attention_scratch(act), &o));
-  OSP_TRY(linear(&t->attended, &a->proj[OSP_O], &t->projected));
-  if (!c->cross_attn_norm) return osp_gated_add(&t->x, &t->projected, &gate);
-  return osp_gated_add_layernorm(&t->x, &t->projected, &gate, &b->cross_norm_weight,
-                                 &b->cross_norm_bias, NULL, NULL, c->eps, &t->normed);
-}
-
-/* x += CrossAttn(LN_affine(x), context): no modulation, no gate, no RoPE, no mask. The residual
- * step also makes the FFN's input, normed = LN(x)·(1 + scale) + shift. */
-static osp_status cross_attention(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t) {
-  const osp_model_config *c = &dit->config;
-  const osp_attention_params *a = &b->cross_attn;
-  const osp_tensor *query_input = c->cross_attn_norm ? &t->normed : &t->x;
-  OSP_TRY(project_normed(c, query_input, &a->proj[OSP_Q], &a->norm_q, &t->q));
-  OSP_TRY(project_normed(c, &act->context, &a->proj[OSP_K], &a->norm_k, &act->context_k));
-  OSP_TRY(linear(&act->context, &a->proj[OSP_V], &act->context_v));
-  osp_tensor q = split_heads(&t->q, c->num_heads), o = split_heads(&t->attended, c->num_heads);
-  osp_tensor k = split_heads(&act->context_k, c->num_heads), v = split_heads(&act->context_v, c->num_heads);
-  OSP_TRY(osp_attention(&q, &k, &v, NULL, 1.0f / sqrtf((float)c->head_dim), attention_scratch(act), &o));
-  OSP_TRY(linear(&t->attended, &a->proj[OSP_O], &t->projected));
-  osp_tensor shift = table_row(&act->mod, 3), scale = table_row(&act->mod, 4);
-  return osp_gated_add_layernorm(&t->x, &t->projected, NULL, NULL, NULL, &shift, &scale, c->eps, &t->normed);
-}
-
-/* The block's last residual step, x += projected · gate. Where the next block runs in another
- * layout, the sum goes straight into that layout (the gather of the layout change and the add
- * in one pass), and the spare buffer becomes x. */
-static osp_status finish_block(activations *act, block_tensors *t, const osp_tensor *gate, osp_pattern next) {
-  const osp_pattern from = act->layout.pattern;
-  if (next == from) return osp_gated_add(&t->x, &t->projected, gate);
-  osp_tensor dst = in_layout(&act->x_spare, &act->plan.layout[next]);
-  OSP_TRY(osp_gated_add_gather(&t->x, &t->projected, gate, &act->plan.gather[from][next], &dst));
-  take_spare(act, next);
-  return OSP_OK;
-}
-
-/* x += FFN(normed) · gate, FFN = Linear → GELU(tanh) → Linear, with normed from cross_attention;
- * the sum lands in the layout of `next`. */
-static osp_status feed_forward(const osp_dit *dit, const osp_dit_block *b, activations *act, block_tensors *t,
-                               osp_pattern next) {
-  osp_tensor gate = table_row(&act->mod, 5);
-  OSP_TRY(osp_linear_gelu_tanh(&t->normed, &b->ffn_in.weight, &b->ffn_in.bias, &t->hidden));
-  OSP_TRY(linear(&t->hidden, &b->ffn_out, &t->projected));
-  return finish_block(act, t, &gate, next);
-}
-
-/* The layout block `index` leaves the residual stream in: the next block's, or the natural one
- * for the head. */
-static osp_pattern pattern_after(const osp_dit *dit, int index) {
-  const osp_model_config *c = &dit->config;
-  return index + 1 < c->num_layers ? (osp_pattern)c->schedule[index + 1] : OSP_PATTERN_FULL;
 }
 
 /* One block in its scheduled layout: the tokens move only when the pattern changes, inside the
  * residual step of the block before. */
 static osp_status run_block(const osp_dit *dit, int index, activations *act) {
-  const osp_dit_block *b = &dit->blocks[index];
   OSP_TRY(change_layout(act, (osp_pattern)dit->config.schedule[index]));
-  block_tensors t = block_views(act);
-  OSP_TRY(osp_add(&b->modulation, &act->e0, &act->mod));
-  OSP_TRY(self_attention(dit, b, act, &t));
-  OSP_TRY(cross_attention(dit, b, act, &t));
-  return feed_forward(dit, b, act, &t, pattern_after(dit, index));
-}
-
-/* Head: m = head_modulation + e (rows shift, scale); y = head(LN(x)·(1 + scale) + shift). */
-static osp_status run_head(const osp_dit *dit, activations *act) {
-  osp_tensor e_row;
-  OSP_TRY(osp_tensor_reshape(&act->e, 3, (int64_t[]){act->batch, 1, dit->config.dim}, &e_row));
-  OSP_TRY(osp_add(&dit->head_modulation, &e_row, &act->head_mod));
-  osp_tensor shift = table_row(&act->head_mod, 0), scale = table_row(&act->head_mod, 1);
-  osp_tensor x = in_layout(&act->x, &act->layout), normed = in_layout(&act->normed, &act->layout);
-  OSP_TRY(osp_layernorm_modulate(&x, &shift, &scale, dit->config.eps, &normed));
-  return linear(&normed, &dit->head, &act->out_tokens);
+  dit_block_tensors t = block_views(dit, index, act);
+  OSP_TRY(dit_block_forward(dit, index, &act->time.e0, &t));
+  const osp_pattern next = dit_pattern_after(&dit->config, index);
+  if (next != act->layout.pattern) take_spare(act, next);
+  return OSP_OK;
 }
 
 /* Copies an input onto the device where it was staged apart from the caller's tensor. */
@@ -370,12 +186,12 @@ static osp_status forward(const osp_dit *dit, const forward_io *io, activations 
   OSP_TRY(bring(io->timestep, &act->timestep));
   OSP_TRY(bring(io->text, &act->text));
   act->layout = act->plan.layout[OSP_PATTERN_FULL];
-  osp_tensor x = in_layout(&act->x, &act->layout);
+  osp_tensor x = dit_in_layout(&act->x, &act->layout);
   OSP_TRY(osp_patchify(&act->latents, c->patch_size, &act->patches));
-  OSP_TRY(linear(&act->patches, &dit->patch_embedding, &x));
-  OSP_TRY(embed_time(dit, &act->timestep, act));
-  OSP_TRY(embed_text(dit, &act->text, act));
-  OSP_TRY(build_rope_tables(dit, act));
+  OSP_TRY(osp_linear(&act->patches, &dit->patch_embedding.weight, &dit->patch_embedding.bias, &x));
+  OSP_TRY(dit_embed_time(dit, &act->timestep, &act->time));
+  OSP_TRY(dit_embed_text(dit, &act->text, &act->text_embed));
+  OSP_TRY(dit_rope_tables(dit, &act->plan, act->rope_cos, act->rope_sin));
   for (int i = 0; i < c->num_layers; i++) {
     double start = 0, end = 0;
     if (act->timing) OSP_TRY(timed_now(act, &start));
@@ -383,8 +199,9 @@ static osp_status forward(const osp_dit *dit, const forward_io *io, activations 
     if (act->timing) OSP_TRY(timed_now(act, &end));
     if (act->timing) act->timing->block_seconds[i] = end - start;
   }
-  OSP_TRY(change_layout(act, OSP_PATTERN_FULL));
-  OSP_TRY(run_head(dit, act));
+  dit_head_tensors head = {.x = dit_in_layout(&act->x, &act->layout), .head_mod = act->head_mod,
+                           .normed = dit_in_layout(&act->normed, &act->layout), .tokens = act->out_tokens};
+  OSP_TRY(dit_head_forward(dit, &act->time.e, &head));
   OSP_TRY(osp_unpatchify(&act->out_tokens, c->patch_size, &act->velocity));
   if (act->velocity.data != io->velocity->data) OSP_TRY(osp_copy(&act->velocity, io->velocity));
   return osp_device_synchronize(act->device);

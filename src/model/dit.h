@@ -30,9 +30,14 @@ typedef struct {
   osp_linear_params ffn_in, ffn_out; /* C → ffn_dim → C */
 } osp_dit_block;
 
+/* Which tensor names a weights file uses. */
+typedef enum { OSP_NAMES_ORIGINAL, OSP_NAMES_DIFFUSERS } osp_dit_names;
+
 typedef struct {
   osp_model_config config;
   osp_device device; /* where the weights live: f32 on the CPU, bf16 on CUDA */
+  osp_dit_names names;     /* the names of the file the weights came from (original: random) */
+  const char *name_prefix; /* "model.diffusion_model." where that file had ComfyUI's prefix */
   osp_linear_params patch_embedding; /* weight viewed as [C, in·pt·ph·pw] */
   osp_linear_params text_in, text_out;  /* text_dim → C → C, GELU(tanh) between */
   osp_linear_params time_in, time_out;  /* freq_dim → C → C, SiLU between: e */
@@ -43,9 +48,6 @@ typedef struct {
   osp_st_file file;     /* the mapped weights: float32 tensors are used in place */
   osp_arena converted;  /* weights not used in place: converted, random or on a device */
 } osp_dit;
-
-/* Which tensor names a weights file uses. */
-typedef enum { OSP_NAMES_ORIGINAL, OSP_NAMES_DIFFUSERS } osp_dit_names;
 
 /* Loads weights from a safetensors file (original Wan2.1 or diffusers names, optionally behind
  * ComfyUI's "model.diffusion_model." prefix). Every tensor is checked against the config; a
@@ -59,6 +61,19 @@ osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, os
 
 /* A copy of a DiT's weights on `device`, in its weight dtype (bf16 on CUDA). */
 osp_status osp_dit_to_device(const osp_dit *src, osp_device device, osp_dit *dit);
+
+/* A DiT-shaped set of f32 zeros on `device`, with `like`'s config and names: gradients, and the
+ * optimizer's moments. */
+osp_status osp_dit_init_zeros(const osp_dit *like, osp_device device, osp_dit *dit);
+
+/* Every parameter with its name in the DiT's own style (its file's, prefix included) and a view in
+ * its own shape (patch_embedding.weight is [C, in, pt, ph, pw]), in one fixed order; *list is
+ * malloc'd (free it). */
+typedef struct {
+  char name[128];
+  osp_tensor tensor;
+} osp_dit_parameter;
+osp_status osp_dit_parameters(const osp_dit *dit, osp_dit_parameter **list, int *count);
 
 void osp_dit_free(osp_dit *dit);
 

@@ -123,7 +123,7 @@ static osp_status list_parameters(osp_dit *dit, parameter_list *list) {
 /* A DiT with no weights yet: its config, its device and its (empty) blocks; and its parameters. */
 static osp_status start_dit(const osp_model_config *config, osp_device device, osp_dit *dit,
                             parameter_list *list) {
-  *dit = (osp_dit){.config = *config, .device = device};
+  *dit = (osp_dit){.config = *config, .device = device, .names = OSP_NAMES_ORIGINAL, .name_prefix = ""};
   *list = (parameter_list){0};
   dit->blocks = calloc((size_t)config->num_layers, sizeof *dit->blocks);
   if (!dit->blocks)
@@ -142,9 +142,8 @@ static size_t parameter_bytes(const parameter_list *list, osp_dtype dtype) {
   return bytes;
 }
 
-/* Gives every parameter its own tensor from one arena of the device's weight dtype. */
-static osp_status allocate_parameters(osp_dit *dit, const parameter_list *list) {
-  const osp_dtype dtype = osp_device_dtype(dit->device);
+/* Gives every parameter its own tensor of `dtype` from one arena on the DiT's device. */
+static osp_status allocate_parameters(osp_dit *dit, const parameter_list *list, osp_dtype dtype) {
   OSP_TRY(osp_device_arena(&dit->converted, "weights", dit->device, parameter_bytes(list, dtype)));
   for (int i = 0; i < list->count; i++) {
     const parameter *p = &list->items[i];
@@ -249,9 +248,9 @@ static osp_status view_patch_embedding_as_linear(osp_dit *dit) {
 }
 
 static osp_status load_from_file(osp_dit *dit, parameter_list *list) {
-  osp_dit_names names;
-  const char *prefix;
-  OSP_TRY(osp_dit_detect_names(&dit->file, &names, &prefix));
+  OSP_TRY(osp_dit_detect_names(&dit->file, &dit->names, &dit->name_prefix));
+  const osp_dit_names names = dit->names;
+  const char *prefix = dit->name_prefix;
   const osp_st_entry **found = calloc((size_t)list->count, sizeof *found);
   if (!found) return osp_fail(OSP_ERR_MEMORY, "out of memory");
   osp_status status = find_parameters(&dit->file, list, names, prefix, found);
@@ -288,7 +287,7 @@ osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, os
   parameter_list list;
   OSP_TRY(osp_config_validate("random weights", config));
   osp_status status = start_dit(config, device, dit, &list);
-  if (status == OSP_OK) status = allocate_parameters(dit, &list);
+  if (status == OSP_OK) status = allocate_parameters(dit, &list, osp_device_dtype(device));
   for (int i = 0; status == OSP_OK && i < list.count; i++)
     status = fill_random(&list.items[i], seed, (uint32_t)i);
   if (status == OSP_OK) status = view_patch_embedding_as_linear(dit);
@@ -301,8 +300,10 @@ osp_status osp_dit_to_device(const osp_dit *src, osp_device device, osp_dit *dit
   parameter_list list, from = {0};
   osp_dit source = *src; /* listing reads its slots; the blocks are src's own */
   osp_status status = start_dit(&src->config, device, dit, &list);
+  dit->names = src->names;
+  dit->name_prefix = src->name_prefix;
   if (status == OSP_OK) status = list_parameters(&source, &from);
-  if (status == OSP_OK) status = allocate_parameters(dit, &list);
+  if (status == OSP_OK) status = allocate_parameters(dit, &list, osp_device_dtype(device));
   for (int i = 0; status == OSP_OK && i < list.count; i++) {
     osp_tensor original; /* the patch embedding is viewed as a Linear: back to its own shape */
     status = osp_tensor_reshape(from.items[i].slot, list.items[i].ndim, list.items[i].shape, &original);
@@ -313,6 +314,42 @@ osp_status osp_dit_to_device(const osp_dit *src, osp_device device, osp_dit *dit
   free(from.items);
   if (status != OSP_OK) osp_dit_free(dit);
   return status;
+}
+
+osp_status osp_dit_init_zeros(const osp_dit *like, osp_device device, osp_dit *dit) {
+  parameter_list list;
+  osp_status status = start_dit(&like->config, device, dit, &list);
+  if (status == OSP_OK) status = allocate_parameters(dit, &list, OSP_F32);
+  for (int i = 0; status == OSP_OK && i < list.count; i++) status = osp_zero(list.items[i].slot);
+  if (status == OSP_OK) status = view_patch_embedding_as_linear(dit);
+  dit->names = like->names;
+  dit->name_prefix = like->name_prefix;
+  free(list.items);
+  if (status != OSP_OK) osp_dit_free(dit);
+  return status;
+}
+
+osp_status osp_dit_parameters(const osp_dit *dit, osp_dit_parameter **out, int *count) {
+  parameter_list list;
+  osp_dit view = *dit; /* listing reads its slots; the blocks are dit's own */
+  *out = NULL;
+  *count = 0;
+  OSP_TRY(list_parameters(&view, &list));
+  osp_dit_parameter *params = calloc((size_t)list.count, sizeof *params);
+  osp_status status = params ? OSP_OK : osp_fail(OSP_ERR_MEMORY, "cannot list %d parameters", list.count);
+  for (int i = 0; status == OSP_OK && i < list.count; i++) {
+    const parameter *p = &list.items[i];
+    snprintf(params[i].name, sizeof params[i].name, "%s%s", dit->name_prefix, p->names[dit->names]);
+    status = osp_tensor_reshape(p->slot, p->ndim, p->shape, &params[i].tensor);
+  }
+  free(list.items);
+  if (status != OSP_OK) {
+    free(params);
+    return status;
+  }
+  *out = params;
+  *count = list.count;
+  return OSP_OK;
 }
 
 void osp_dit_free(osp_dit *dit) {
