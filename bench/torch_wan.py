@@ -61,6 +61,7 @@ HEAD_DIM = 128
 EPS = 1e-6
 
 RESOLUTIONS = {  # token grid (T, H, W) after the (1,2,2) patch embedding; PAPER.md 1.2, 5.2
+    "480p": (21, 30, 52),  # latent 21x60x104 -> 32,760 tokens; padded to 21x32x52 = 34,944
     "720p": (21, 45, 80),  # latent 21x90x160 -> 75,600 tokens; padded to 21x48x80 = 80,640
     "768p": (21, 48, 80),  # 80,640 tokens, no padding
     "tiny": (2, 6, 10),  # 120 tokens; padded to 2x8x12 = 192 (exercises the pad and crop)
@@ -361,6 +362,8 @@ def modulated_norm(x, scale, shift):
     """LN(x)*(1 + scale) + shift in fp32, rounded once: fp32 LayerNorm, then the modulation
     as one fused addcmul writing bf16 (CUDA layer_norm takes no fp32 affine on bf16 input)."""
     ln = F.layer_norm(x.float(), (x.shape[-1],), eps=EPS)
+    if torch.is_grad_enabled():  # autograd takes no out=: the same math, then one cast
+        return torch.addcmul(shift, ln, 1 + scale).to(x.dtype)
     return torch.addcmul(shift, ln, 1 + scale, out=torch.empty_like(x))
 
 
@@ -370,6 +373,8 @@ def modulated_norm_reference(x, scale, shift):
 
 def gated_add(x, y, gate):
     """x + y*gate in fp32 (gate fp32), rounded once to x's dtype: one fused pass."""
+    if torch.is_grad_enabled():  # autograd takes no out=: the same math, then one cast
+        return torch.addcmul(x.float(), y, gate).to(x.dtype)
     return torch.addcmul(x, y, gate, out=torch.empty_like(x))
 
 
@@ -651,28 +656,63 @@ class Model:
                        rot, backend)
 
 
-def bench_block(args, rep, cfg, device, model):
-    """One block: full on [1, N, C]; Skiparse on the token-wise batch [4, N'/4, C]."""
-    c = cfg["dim"]
+def block_cases(args, device):
+    """The block shapes timed, per resolution: full on [1, N, C], Skiparse on the token-wise
+    batch [4, N'/4, C]; yields (res, name, layout, rows, batch, rope tables of the layout)."""
     for res in args.res_list:
         grid = RESOLUTIONS[res]
         tb = SkiparseTables(grid, device)
         rope = rope_tables(grid, tb, device)
         for name, layout in (("full", "natural"), ("skiparse-token", "token")):
             rows = tb.n if layout == "natural" else tb.n_pad
-            b = 1 if layout == "natural" else S
-            x = randn((b, rows // b, c), device, args.torch_dtype)
-            rot = rope[layout]
-            flops = block_flops(cfg, rows, rows // b, b, cfg["text_len"])
-            note = None if layout == "natural" else "no key mask on padded tokens (PAPER.md 12 caveat)"
-            for backend in args.block_backends:
-                def fn():
-                    return model.block(0, x, rot, backend)
-                rep.measure("block", f"{name}/{backend}", fn, res=res, flops=flops,
-                            shape=list(x.shape), note=note)
-                if args.profile:
-                    profile(fn, device, f"block {name}/{backend} {res}")
-            del x
+            yield res, name, layout, rows, 1 if layout == "natural" else S, rope[layout]
+
+
+def bench_block(args, rep, cfg, device, model):
+    """One block: full on [1, N, C]; Skiparse on the token-wise batch [4, N'/4, C]."""
+    c = cfg["dim"]
+    for res, name, layout, rows, b, rot in block_cases(args, device):
+        x = randn((b, rows // b, c), device, args.torch_dtype)
+        flops = block_flops(cfg, rows, rows // b, b, cfg["text_len"])
+        note = None if layout == "natural" else "no key mask on padded tokens (PAPER.md 12 caveat)"
+        for backend in args.block_backends:
+            def fn():
+                return model.block(0, x, rot, backend)
+            rep.measure("block", f"{name}/{backend}", fn, res=res, flops=flops,
+                        shape=list(x.shape), note=note)
+            if args.profile:
+                profile(fn, device, f"block {name}/{backend} {res}")
+        del x
+
+
+def bench_train_block(args, rep, cfg, device, model):
+    """One block's forward + backward with autograd (the training step's work for a block): the
+    gradient of sum(out * g) for the input and every weight; full and Skiparse token-wise. Model
+    FLOPs = 3x the forward's (the usual MFU convention)."""
+    c = cfg["dim"]
+    def leaf(v):
+        return tuple(leaf(t) for t in v) if isinstance(v, tuple) else v.detach().requires_grad_(True)
+
+    weights = {k: leaf(v) for k, v in model.blocks[0].items()}
+    leaves = [t for v in weights.values() for t in (v if isinstance(v, tuple) else (v,))]
+    for res, name, layout, rows, b, rot in block_cases(args, device):
+        x = randn((b, rows // b, c), device, args.torch_dtype).requires_grad_(True)
+        g = randn((b, rows // b, c), device, args.torch_dtype)
+        flops = 3 * block_flops(cfg, rows, rows // b, b, cfg["text_len"])
+        for backend in args.block_backends:
+            def fn():
+                out = model.fn(x, model.ctx, model.e0, weights, cfg["heads"], rot, backend)
+                out.backward(g)
+                x.grad = None
+                for w in leaves:
+                    w.grad = None
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            rep.measure("train-block", f"{name}/{backend}", fn, res=res, flops=flops,
+                        shape=list(x.shape), note="forward + backward, autograd")
+            if device.type == "cuda":
+                print(f"  peak memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+        del x, g
 
 
 def stack_forward(model, tb, rope, schedule, x_nat, backend):
@@ -721,7 +761,7 @@ def bench_forward(args, rep, cfg, device, model):
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--op", default="all", choices=["attention", "switch", "block", "forward", "all"])
+    ap.add_argument("--op", default="all", choices=["attention", "switch", "block", "forward", "train-block", "all"])
     ap.add_argument("--model", default="14b", choices=["14b", "1.3b"])
     ap.add_argument("--res", default="720p", help="comma list of 720p, 768p (default 720p)")
     ap.add_argument("--schedule", default="full,dual_end", help="comma list of full, dual_end")
@@ -789,15 +829,18 @@ def main(argv=None):
           f"warm-up {args.warmup}, median of {args.repeats} (forward {args.forward_repeats})")
     ops = ["attention", "switch", "block", "forward"] if args.op == "all" else [args.op]
     model = None
-    if "block" in ops or "forward" in ops:
+    if "block" in ops or "forward" in ops or "train-block" in ops:
         model = Model(args, cfg, device)
         print(f"weights: {model.n_weights} distinct block(s) of {cfg['layers']}"
               + (f" -- NOTE: {model.note}" if model.note else ""))
     print("NOTE: Skiparse self-attention runs on padded subsequences without a key mask "
           "(same cost as a varlen kernel; numerics are not the point), as PAPER.md 12.")
-    with torch.inference_mode():
-        for op in ops:
-            print(f"-- {op}", flush=True)
+    for op in ops:
+        print(f"-- {op}", flush=True)
+        if op == "train-block":  # autograd: outside inference mode
+            bench_train_block(args, rep, cfg, device, model)
+            continue
+        with torch.inference_mode():
             {"attention": lambda: bench_attention(args, rep, cfg, device),
              "switch": lambda: bench_switch(args, rep, cfg, device),
              "block": lambda: bench_block(args, rep, cfg, device, model),

@@ -16,6 +16,7 @@
 #include "core/rng.h"
 #include "core/status.h"
 #include "model/dit.h"
+#include "model/dit_train.h"
 #include "ops/grad.h"
 #include "ops/ops.h"
 #include "sparse/plan.h"
@@ -23,7 +24,7 @@
 typedef struct {
   const char *device, *preset, *resolutions, *schedules, *json, *repeat;
   long long repeat_count; /* --repeat, parsed */
-  int skip_ops, skip_forward;
+  int skip_ops, skip_forward, train;
 } bench_arguments;
 
 typedef struct {
@@ -439,6 +440,64 @@ static osp_status bench_forward(bench *b, const osp_dit *dit, const resolution *
   return status;
 }
 
+/* ---- Training: one block's forward + backward ----------------------------------------------- */
+
+typedef struct {
+  const osp_dit *dit;
+  osp_dit *grads;
+  osp_dit_tape *tape;
+  osp_tensor latents, timestep, context, velocity, dvelocity;
+} train_step;
+
+/* The training forward and the backward (the gradients accumulate; their values do not matter). */
+static osp_status run_train_step(void *p) {
+  train_step *t = p;
+  OSP_TRY(osp_dit_forward_train(t->dit, t->tape, &t->latents, &t->timestep, &t->context, &t->velocity));
+  return osp_dit_backward(t->dit, t->tape, &t->dvelocity, t->grads, NULL);
+}
+
+/* A one-block model of the preset in `pattern` (its embeddings and head included: a few percent
+ * of the block), timed over forward + backward; model FLOPs = 3 × the block's forward (MFU). The
+ * tape's bytes with and without checkpointing say what a block's activations cost. */
+static osp_status bench_train_block(bench *b, const osp_model_config *preset, const resolution *r,
+                                    const char *pattern, bool checkpoint) {
+  osp_model_config c = *preset;
+  c.num_layers = c.num_full_blocks = 1; /* one block, all-full before the pattern is set */
+  OSP_TRY(osp_config_set_schedule("--train", pattern, &c));
+  const int64_t latent[5] = {1, c.in_channels, r->latent[0], r->latent[1], r->latent[2]};
+  const int64_t grid[3] = {r->latent[0] / c.patch_size[0], r->latent[1] / c.patch_size[1], r->latent[2] / c.patch_size[2]};
+  osp_dit dit = {0}, grads = {0};
+  train_step t = {.dit = &dit, .grads = &grads};
+  const osp_dit_tape_options options = {.batch = 1, .frames = r->latent[0], .height = r->latent[1],
+                                        .width = r->latent[2], .text_rows = 512, .checkpoint = checkpoint};
+  osp_status status = osp_dit_init_random(&c, 1, b->device, &dit);
+  if (status == OSP_OK) status = osp_dit_init_zeros(&dit, b->device, &grads);
+  if (status == OSP_OK) status = osp_dit_tape_create(&dit, &options, &t.tape);
+  if (status == OSP_OK) status = random_host(5, latent, 1, &t.latents);
+  if (status == OSP_OK) status = random_host(3, (int64_t[]){1, 512, c.text_dim}, 2, &t.context);
+  if (status == OSP_OK) status = random_host(1, (int64_t[]){1}, 3, &t.timestep);
+  if (status == OSP_OK) status = random_host(5, latent, 4, &t.velocity);
+  if (status == OSP_OK) status = random_host(5, latent, 5, &t.dvelocity);
+  if (status == OSP_OK) ((float *)t.timestep.data)[0] = 500.0f;
+  double seconds = 0;
+  if (status == OSP_OK) status = time_call(b, run_train_step, &t, &seconds);
+  if (status == OSP_OK) {
+    const osp_dit_flops f = osp_dit_block_flops(&c, 0, 1, grid, 512);
+    char name[128];
+    snprintf(name, sizeof name, "%s %s block, forward + backward%s", r->name, pattern,
+             checkpoint ? ", checkpointed" : "");
+    report(b, "train", name, seconds, 3 * (f.self_attention + f.rest), 0);
+    printf("train     %s: activations and gradient buffers of the step %.2f GiB\n", name,
+           osp_dit_tape_bytes(t.tape) / 1073741824.0);
+  }
+  osp_dit_tape_free(t.tape);
+  osp_dit_free(&grads);
+  osp_dit_free(&dit);
+  osp_tensor *host[] = {&t.latents, &t.context, &t.timestep, &t.velocity, &t.dvelocity};
+  for (size_t i = 0; i < sizeof host / sizeof host[0]; i++) free(host[i]->data);
+  return status;
+}
+
 /* ---- The command ------------------------------------------------------------------------- */
 
 /* Calls fn(b, item) for each comma-separated item of a list. */
@@ -471,6 +530,34 @@ static osp_status forward_with(void *p, const char *schedule) {
   return bench_forward(r->b, r->dit, &r->res, schedule);
 }
 
+/* The activation memory of a whole training step of the preset, with and without checkpointing
+ * (planned, not allocated), next to the weights, gradients and AdamW's moments it trains. */
+static osp_status training_memory_at(const bench *b, const osp_model_config *c, const resolution *r) {
+  const osp_dit shape_only = {.config = *c, .device = b->device};
+  const double weights = (double)osp_config_param_count(c) * osp_dtype_size(osp_device_dtype(b->device));
+  const double f32_state = 3.0 * (double)osp_config_param_count(c) * 4; /* grads, m, v */
+  for (int checkpoint = 0; checkpoint <= 1; checkpoint++) {
+    const osp_dit_tape_options options = {.batch = 1, .frames = r->latent[0], .height = r->latent[1],
+                                          .width = r->latent[2], .text_rows = 512, .checkpoint = checkpoint};
+    size_t bytes;
+    OSP_TRY(osp_dit_tape_measure(&shape_only, &options, &bytes));
+    printf("train     %s %d-block step%s: activations %.2f GiB + weights %.2f GiB + f32 gradients and "
+           "AdamW moments %.2f GiB = %.2f GiB\n", r->name, c->num_layers, checkpoint ? ", checkpointed" : "",
+           bytes / 1073741824.0, weights / 1073741824.0, f32_state / 1073741824.0,
+           (bytes + weights + f32_state) / 1073741824.0);
+  }
+  return OSP_OK;
+}
+
+static osp_status training_at(void *p, const char *name) {
+  run_context *r = p;
+  OSP_TRY(find_resolution(name, &r->res));
+  OSP_TRY(bench_train_block(r->b, r->config, &r->res, "full", false));
+  OSP_TRY(bench_train_block(r->b, r->config, &r->res, "full", true));
+  OSP_TRY(bench_train_block(r->b, r->config, &r->res, "token", false));
+  return training_memory_at(r->b, r->config, &r->res);
+}
+
 static osp_status forwards_at(void *p, const char *name) {
   run_context *r = p;
   OSP_TRY(find_resolution(name, &r->res));
@@ -500,6 +587,7 @@ static osp_status run(const bench_arguments *a) {
   osp_status status = measure_peak(&b);
   run_context r = {.b = &b, .a = a, .config = &config};
   if (status == OSP_OK && !a->skip_ops) status = for_each_item(a->resolutions, ops_at, &r);
+  if (status == OSP_OK && a->train) status = for_each_item(a->resolutions, training_at, &r);
   osp_dit dit = {0};
   if (status == OSP_OK && !a->skip_forward) {
     const double start = osp_seconds();
@@ -525,6 +613,8 @@ int cmd_bench(int argc, char **argv) {
       {"--repeat", NULL, "N", "timed calls per op (default 5)", &a.repeat, NULL},
       {"--no-ops", NULL, NULL, "skip the per-op section", NULL, &a.skip_ops},
       {"--no-forward", NULL, NULL, "skip the whole-forward section", NULL, &a.skip_forward},
+      {"--train", NULL, NULL, "also time one block's training forward + backward (full, full checkpointed, "
+                              "Skiparse) and report MFU and the step's activation memory", NULL, &a.train},
       {"--json", NULL, "FILE", "also write every number as JSON", &a.json, NULL},
       {0},
   };

@@ -130,19 +130,27 @@ static osp_status check_options(const osp_dit *dit, const osp_dit_tape_options *
   return OSP_OK;
 }
 
-static osp_status create(const osp_dit *dit, osp_dit_tape *tape) {
+/* Plans the tape against measuring arenas: their peaks are the bytes it needs. */
+static osp_status measure_tape(const osp_dit *dit, osp_dit_tape *tape, osp_arena *host, osp_arena *device) {
   const int layers = dit->config.num_layers;
   tape->inputs = calloc((size_t)layers + 1, sizeof *tape->inputs);
   tape->records = calloc((size_t)layers, sizeof *tape->records);
   if (!tape->inputs || !tape->records) return osp_fail(OSP_ERR_MEMORY, "training tape: out of memory");
-  osp_arena measure_host = osp_arena_measuring("sparse plan"), measure = osp_arena_measuring("training tape");
-  OSP_TRY(plan_tape(dit, &measure_host, &measure, tape));
+  *host = osp_arena_measuring("sparse plan");
+  *device = osp_arena_measuring("training tape");
+  return plan_tape(dit, host, device, tape);
+}
+
+static osp_status create(const osp_dit *dit, osp_dit_tape *tape) {
+  osp_arena measure_host, measure;
+  OSP_TRY(measure_tape(dit, tape, &measure_host, &measure));
   OSP_TRY(osp_arena_init(&tape->host, "sparse plan", measure_host.peak));
   OSP_TRY(osp_device_arena(&tape->arena, "training tape", tape->device, measure.peak));
   return plan_tape(dit, &tape->host, &tape->arena, tape);
 }
 
-osp_status osp_dit_tape_create(const osp_dit *dit, const osp_dit_tape_options *options, osp_dit_tape **out) {
+/* An empty tape for these options (nothing allocated but its tables of blocks). */
+static osp_status start_tape(const osp_dit *dit, const osp_dit_tape_options *options, osp_dit_tape **out) {
   *out = NULL;
   int64_t grid[3];
   OSP_TRY(check_options(dit, options, grid));
@@ -150,6 +158,13 @@ osp_status osp_dit_tape_create(const osp_dit *dit, const osp_dit_tape_options *o
   if (!tape) return osp_fail(OSP_ERR_MEMORY, "training tape: out of memory");
   *tape = (osp_dit_tape){.options = *options, .device = dit->device, .dtype = osp_device_dtype(dit->device)};
   for (int d = 0; d < 3; d++) tape->grid[d] = grid[d];
+  *out = tape;
+  return OSP_OK;
+}
+
+osp_status osp_dit_tape_create(const osp_dit *dit, const osp_dit_tape_options *options, osp_dit_tape **out) {
+  osp_dit_tape *tape;
+  OSP_TRY(start_tape(dit, options, &tape));
   osp_status status = create(dit, tape);
   if (status != OSP_OK) {
     osp_dit_tape_free(tape);
@@ -157,6 +172,16 @@ osp_status osp_dit_tape_create(const osp_dit *dit, const osp_dit_tape_options *o
   }
   *out = tape;
   return OSP_OK;
+}
+
+osp_status osp_dit_tape_measure(const osp_dit *dit, const osp_dit_tape_options *options, size_t *bytes) {
+  osp_dit_tape *tape;
+  osp_arena host, device;
+  OSP_TRY(start_tape(dit, options, &tape));
+  osp_status status = measure_tape(dit, tape, &host, &device);
+  *bytes = status == OSP_OK ? osp_arena_align(device.peak) : 0;
+  osp_dit_tape_free(tape);
+  return status;
 }
 
 size_t osp_dit_tape_bytes(const osp_dit_tape *tape) { return tape->arena.size; }

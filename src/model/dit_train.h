@@ -23,6 +23,9 @@ typedef struct {
 
 /* A tape for `dit` (on its device) and these shapes. */
 osp_status osp_dit_tape_create(const osp_dit *dit, const osp_dit_tape_options *options, osp_dit_tape **tape);
+/* The bytes a tape for these options would take, without allocating it (the DiT's weights need
+ * not be there: only its config and device are read). */
+osp_status osp_dit_tape_measure(const osp_dit *dit, const osp_dit_tape_options *options, size_t *bytes);
 /* Bytes of device memory the tape holds (activations, gradients of activations, scratch). */
 size_t osp_dit_tape_bytes(const osp_dit_tape *tape);
 void osp_dit_tape_free(osp_dit_tape *tape);
