@@ -1,3 +1,4 @@
+#include <stdbool.h>
 #include "cpu/optim.h"
 
 #include <math.h>
@@ -51,4 +52,11 @@ double osp_cpu_sum_of_squares(const float *x, int64_t n) {
 void osp_cpu_scale(float *x, float factor, int64_t n) {
 #pragma omp parallel for schedule(static)
   for (int64_t i = 0; i < n; i++) x[i] *= factor;
+}
+
+void osp_cpu_lerp(float *x, const float *end, float weight, int64_t n) {
+  const bool small = fabsf(weight) < 0.5f;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i++)
+    x[i] = small ? x[i] + weight * (end[i] - x[i]) : end[i] - (end[i] - x[i]) * (1.0f - weight);
 }

@@ -33,4 +33,8 @@ double osp_cpu_sum_of_squares(const float *x, int64_t n);
 /* x[i] ← x[i]·factor */
 void osp_cpu_scale(float *x, float factor, int64_t n);
 
+/* x[i] ← lerp(x[i], end[i], weight), in float32 as torch's CPU lerp computes it:
+ * x + weight·(end − x) where |weight| < ½, else end − (end − x)·(1 − weight). */
+void osp_cpu_lerp(float *x, const float *end, float weight, int64_t n);
+
 #endif

@@ -100,6 +100,20 @@ osp_status osp_scale_in_place(osp_tensor *x, float factor) {
   return OSP_OK;
 }
 
+osp_status osp_ema_update(osp_tensor *ema, const osp_tensor *param, double decay) {
+  ops_call call = OPS_CALL("osp_ema_update");
+  OSP_TRY(ops_check_operand(&call, "ema", ema, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_operand(&call, "param", param, OSP_F32, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape(&call, "param", param, ema->ndim, ema->shape));
+  OSP_TRY(ops_check_disjoint(&call, "param", param, "ema", ema));
+  if (!(decay >= 0 && decay <= 1))
+    return osp_fail(OSP_ERR_ARGUMENT, "osp_ema_update: decay: expected a number in [0, 1], found %g", decay);
+  OSP_TRY(ops_check_backend(&call));
+  OSP_TRY(ops_require_cpu(&call));
+  osp_cpu_lerp(ema->data, param->data, (float)(1.0 - decay), osp_tensor_numel(ema));
+  return OSP_OK;
+}
+
 /* At least one gradient, each a contiguous float tensor on one device, and a usable max_norm. */
 static osp_status check_clip_operands(ops_call *call, osp_tensor *const *grads, int count,
                                       double max_norm) {

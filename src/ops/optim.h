@@ -34,6 +34,11 @@ osp_status osp_adamw_step(osp_tensor *param, const osp_tensor *grad, osp_tensor 
  * whatever the number of threads. */
 osp_status osp_sum_of_squares(const osp_tensor *x, double *sum);
 
+/* An exponential moving average of weights, as torch.optim.swa_utils.get_ema_multi_avg_fn updates
+ * it: ema ← ema.lerp(param, 1 − decay) = ema + (1 − decay)·(param − ema), in float32. decay in
+ * [0, 1]; ema and param f32 of one shape, apart. */
+osp_status osp_ema_update(osp_tensor *ema, const osp_tensor *param, double decay);
+
 /* x ← x·factor */
 osp_status osp_scale_in_place(osp_tensor *x, float factor);
 

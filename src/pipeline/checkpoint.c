@@ -24,39 +24,41 @@ static osp_status join(char *out, const char *folder, const char *name) {
   return OSP_OK;
 }
 
-/* Every parameter of the three DiTs, listed once each (freed by free_lists). */
+/* Every parameter of the DiTs (weights, m, v and, where kept, the EMA), listed once each (freed
+ * by free_lists). */
 typedef struct {
-  osp_dit_parameter *list[3]; /* weights, m, v */
+  osp_dit_parameter *list[4]; /* weights, m, v, ema (NULL: none) */
   int count;
 } parameter_lists;
 
 static void free_lists(parameter_lists *p) {
-  for (int i = 0; i < 3; i++) free(p->list[i]);
+  for (int i = 0; i < 4; i++) free(p->list[i]);
 }
 
 static osp_status list_all(const osp_train_tensors *t, parameter_lists *p) {
   *p = (parameter_lists){0};
-  osp_dit *dits[3] = {t->weights, t->m, t->v};
-  for (int i = 0; i < 3; i++) {
+  osp_dit *dits[4] = {t->weights, t->m, t->v, t->ema};
+  for (int i = 0; i < 4; i++) {
     int count;
-    osp_status status = osp_dit_parameters(dits[i], &p->list[i], &count);
+    osp_status status = dits[i] ? osp_dit_parameters(dits[i], &p->list[i], &count) : OSP_OK;
     if (status != OSP_OK) {
       free_lists(p);
       return status;
     }
-    p->count = count;
+    if (dits[i]) p->count = count;
   }
   return OSP_OK;
 }
 
-static osp_status write_weights(const char *path, const parameter_lists *p) {
-  osp_st_write_entry *entries = calloc((size_t)p->count, sizeof *entries);
+/* One DiT's tensors under their own names. */
+static osp_status write_weights(const char *path, const osp_dit_parameter *list, int count) {
+  osp_st_write_entry *entries = calloc((size_t)count, sizeof *entries);
   if (!entries) return osp_fail(OSP_ERR_MEMORY, "%s: out of memory", path);
-  for (int i = 0; i < p->count; i++) {
-    const osp_tensor *t = &p->list[0][i].tensor;
-    entries[i] = (osp_st_write_entry){p->list[0][i].name, OSP_ST_F32, t->ndim, t->shape, t->data};
+  for (int i = 0; i < count; i++) {
+    const osp_tensor *t = &list[i].tensor;
+    entries[i] = (osp_st_write_entry){list[i].name, OSP_ST_F32, t->ndim, t->shape, t->data};
   }
-  osp_status status = osp_st_write(path, entries, p->count);
+  osp_status status = osp_st_write(path, entries, count);
   free(entries);
   return status;
 }
@@ -107,7 +109,11 @@ static osp_status write_folder(const char *partial, const parameter_lists *p, co
   char file[PATH_BYTES];
   OSP_TRY(make_folder(partial));
   OSP_TRY(join(file, partial, "weights.safetensors"));
-  OSP_TRY(write_weights(file, p));
+  OSP_TRY(write_weights(file, p->list[0], p->count));
+  if (p->list[3]) {
+    OSP_TRY(join(file, partial, "ema.safetensors"));
+    OSP_TRY(write_weights(file, p->list[3], p->count));
+  }
   OSP_TRY(join(file, partial, "optimizer.safetensors"));
   OSP_TRY(write_moments(file, p));
   OSP_TRY(join(file, partial, "state.json"));
@@ -172,6 +178,8 @@ osp_status osp_checkpoint_load(const char *path, osp_train_tensors *tensors, osp
   if (status == OSP_OK) status = read_tensors(file, "", p.list[0], p.count);
   if (status == OSP_OK) status = join(file, path, "optimizer.safetensors");
   for (int k = 0; status == OSP_OK && k < 2; k++) status = read_tensors(file, moment_prefix[k], p.list[1 + k], p.count);
+  if (status == OSP_OK && p.list[3]) status = join(file, path, "ema.safetensors");
+  if (status == OSP_OK && p.list[3]) status = read_tensors(file, "", p.list[3], p.count);
   free_lists(&p);
   if (status == OSP_OK) status = join(file, path, "state.json");
   return status == OSP_OK ? read_state(file, state) : status;

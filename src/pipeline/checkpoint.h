@@ -3,6 +3,7 @@
  *   <output>/step-<k>/weights.safetensors    the f32 master weights, under the DiT's own names
  *                                            (loadable by `osp dit --weights`)
  *   <output>/step-<k>/optimizer.safetensors  AdamW's moments: "m.<name>" and "v.<name>"
+ *   <output>/step-<k>/ema.safetensors        the EMA of the weights, where the run keeps one
  *   <output>/step-<k>/state.json             {"step": k, "epoch": e, "index": i, "loss": L}
  *
  * The folder is written as <output>/.step-<k>.partial and renamed once every file is complete, so
@@ -24,9 +25,10 @@ typedef struct {
   double loss;                  /* of the last step, for the record */
 } osp_train_state;
 
-/* The model's weights and AdamW's moments, all f32 on the host, of one shape. */
+/* The model's weights, AdamW's moments and the weights' EMA (NULL: none), all f32 on the host,
+ * of one shape. */
 typedef struct {
-  osp_dit *weights, *m, *v;
+  osp_dit *weights, *m, *v, *ema;
 } osp_train_tensors;
 
 /* Writes step-<state.step> under `output` (made if missing); *path gets the folder. */

@@ -17,8 +17,8 @@
 
 typedef struct {
   const osp_train_config *config;
-  osp_dit weights, grads, m, v; /* f32 on the CPU: the weights are the master copy */
-  osp_dit_parameter *params[4]; /* the four DiTs' parameters, in one order */
+  osp_dit weights, grads, m, v, ema; /* f32 on the CPU: the weights are the master copy */
+  osp_dit_parameter *params[5]; /* the DiTs' parameters, in one order (ema: where kept) */
   osp_tensor **grad_list;       /* the gradients, for clipping */
   int count;
   osp_dit_tape *tape;
@@ -37,13 +37,22 @@ static osp_status load_weights(const osp_train_config *c, osp_dit *weights) {
   return status;
 }
 
+/* The EMA of the weights starts as the weights. */
+static osp_status start_ema(trainer *t) {
+  OSP_TRY(osp_dit_init_zeros(&t->weights, OSP_CPU, &t->ema));
+  OSP_TRY(osp_dit_parameters(&t->ema, &t->params[4], &t->count));
+  for (int i = 0; i < t->count; i++) OSP_TRY(osp_copy(&t->params[0][i].tensor, &t->params[4][i].tensor));
+  return OSP_OK;
+}
+
 static osp_status list_parameters(trainer *t) {
   osp_dit *dits[4] = {&t->weights, &t->grads, &t->m, &t->v};
   for (int i = 0; i < 4; i++) OSP_TRY(osp_dit_parameters(dits[i], &t->params[i], &t->count));
-  t->grad_list = calloc((size_t)t->count, sizeof *t->grad_list);
+  const size_t count = (size_t)(t->count > 0 ? t->count : 0);
+  t->grad_list = calloc(count + 1, sizeof *t->grad_list);
   if (!t->grad_list) return osp_fail(OSP_ERR_MEMORY, "out of memory");
   for (int i = 0; i < t->count; i++) t->grad_list[i] = &t->params[1][i].tensor;
-  return OSP_OK;
+  return t->config->ema_decay > 0 ? start_ema(t) : OSP_OK;
 }
 
 static osp_status open_data(trainer *t) {
@@ -101,7 +110,7 @@ static osp_status resume_from(trainer *t, const char *resume) {
   if (strcmp(resume, "latest")) snprintf(path, sizeof path, "%s", resume);
   else OSP_TRY(osp_checkpoint_latest(t->config->output, path, sizeof path));
   if (!path[0]) return OSP_OK;
-  osp_train_tensors tensors = {&t->weights, &t->m, &t->v};
+  osp_train_tensors tensors = {&t->weights, &t->m, &t->v, t->params[4] ? &t->ema : NULL};
   OSP_TRY(osp_checkpoint_load(path, &tensors, &t->state));
   return osp_dataset_seek(t->data, t->state.position);
 }
@@ -127,10 +136,10 @@ static void finish(trainer *t) {
   osp_dit_tape_free(t->tape);
   if (t->data) osp_dataset_close(t->data);
   osp_arena_free(&t->buffers);
-  for (int i = 0; i < 4; i++) free(t->params[i]);
+  for (int i = 0; i < 5; i++) free(t->params[i]);
   free(t->grad_list);
-  osp_dit *dits[4] = {&t->weights, &t->grads, &t->m, &t->v};
-  for (int i = 0; i < 4; i++) osp_dit_free(dits[i]);
+  osp_dit *dits[5] = {&t->weights, &t->grads, &t->m, &t->v, &t->ema};
+  for (int i = 0; i < 5; i++) osp_dit_free(dits[i]);
 }
 
 /* x_t, target and the timestep of step `step` for the batch's clean latents x0. */
@@ -171,6 +180,8 @@ static osp_status update(trainer *t, int64_t step, double *lr) {
   for (int i = 0; i < t->count; i++)
     OSP_TRY(osp_adamw_step(&t->params[0][i].tensor, &t->params[1][i].tensor, &t->params[2][i].tensor,
                            &t->params[3][i].tensor, &adamw));
+  for (int i = 0; t->params[4] && i < t->count; i++)
+    OSP_TRY(osp_ema_update(&t->params[4][i].tensor, &t->params[0][i].tensor, t->config->ema_decay));
   return OSP_OK;
 }
 
@@ -182,7 +193,7 @@ static osp_status take_step(trainer *t, int64_t step, osp_train_metrics *metrics
   t->state = (osp_train_state){.step = step, .position = osp_dataset_tell(t->data), .loss = metrics->loss};
   const int64_t every = t->config->checkpoint_every;
   if ((every && step % every == 0) || step == t->config->steps) {
-    osp_train_tensors tensors = {&t->weights, &t->m, &t->v};
+    osp_train_tensors tensors = {&t->weights, &t->m, &t->v, t->params[4] ? &t->ema : NULL};
     OSP_TRY(osp_checkpoint_save(t->config->output, &tensors, &t->state, checkpoint, size));
     metrics->checkpoint = checkpoint;
   }

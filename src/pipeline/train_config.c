@@ -230,7 +230,7 @@ static osp_status read_device(const reader *r, osp_train_config *c) {
 static osp_status read_run(const reader *r, osp_train_config *c) {
   static const char *const known[] = {"model", "data", "batch_size", "steps", "seed", "device", "output",
                                       "optimizer", "lr_schedule", "timesteps", "checkpoint_every",
-                                      "activation_checkpointing", NULL};
+                                      "activation_checkpointing", "ema_decay", NULL};
   OSP_TRY(reject_unknown(r, known));
   int64_t seed = 0;
   OSP_TRY(read_integer(r, "batch_size", 1, &c->batch_size));
@@ -239,6 +239,7 @@ static osp_status read_run(const reader *r, osp_train_config *c) {
   OSP_TRY(read_integer(r, "seed", 0, &seed));
   c->seed = (uint64_t)seed;
   OSP_TRY(read_bool(r, "activation_checkpointing", &c->activation_checkpointing));
+  OSP_TRY(read_number(r, "ema_decay", 0, 0.999999999, &c->ema_decay));
   OSP_TRY(read_device(r, c));
   OSP_TRY(read_path(r, "output", c->output));
   if (!c->output[0]) return fail_key(r, "output", "the folder for checkpoints and the metrics log");

@@ -10,7 +10,7 @@
  *    "lr_schedule": {"kind": "constant", "warmup_steps": 0, "min_lr": 0},
  *    "timesteps": {"distribution": "logit_normal", "logit_mean": 0, "logit_std": 1,
  *                  "shift": "resolution" | 3.0 | "none"},
- *    "checkpoint_every": 50, "activation_checkpointing": false}
+ *    "checkpoint_every": 50, "activation_checkpointing": false, "ema_decay": 0}
  *
  * Every key but "model" and "data" has a default; an unknown key is an error (a typo must not
  * train with a default silently). Relative paths are relative to the config file's folder. */
@@ -45,6 +45,7 @@ typedef struct {
   /* optimisation */
   osp_adamw_config adamw;   /* lr is the schedule's; step is set per step */
   double clip_grad_norm;    /* 0: no clipping */
+  double ema_decay;         /* 0: no EMA of the weights; else ema ← ema.lerp(θ, 1 − decay) per step */
   osp_lr_schedule lr;
   osp_flow_config flow;     /* how σ is drawn and shifted */
 } osp_train_config;

@@ -86,6 +86,21 @@ def clip_grad_norm_cases(write):
         write("clip_grad_norm", case, **out)
 
 
+def ema_cases(write):
+    """torch.optim.swa_utils.get_ema_multi_avg_fn's update over 6 steps: ema.lerp_(p, 1 - decay)
+    with the parameter changing each step."""
+    from torch.optim.swa_utils import get_ema_multi_avg_fn
+    update = get_ema_multi_avg_fn(0.0)
+    for case, decay in {"decay_0999": 0.999, "decay_09": 0.9, "decay_07": 0.7, "decay_0": 0.0}.items():
+        update = get_ema_multi_avg_fn(decay)
+        start = randn(7, 11)
+        params = torch.stack([randn(7, 11) for _ in range(6)])
+        ema = start.clone()
+        for p in params:
+            update([ema], [p], torch.tensor(1))
+        write("ema", case, decay=f64(decay), **{"param.0": start, "grads.0": params, "ref.0": ema})
+
+
 def lr_factor(kind, lr, min_lr, warmup, total):
     """λ(e) for LambdaLR: the lr of optimizer step t = e + 1 divided by lr (lr_schedule.h)."""
 
@@ -138,7 +153,7 @@ def main():
     if len(sys.argv) != 2:
         sys.exit(f"usage: {sys.argv[0]} OUT_DIR")
     write = CaseWriter(sys.argv[1])
-    for make in (adamw_cases, clip_grad_norm_cases, lr_schedule_cases):
+    for make in (adamw_cases, clip_grad_norm_cases, ema_cases, lr_schedule_cases):
         make(write)
     print(f"make_optim_cases: wrote {write.count} cases to {sys.argv[1]}")
 

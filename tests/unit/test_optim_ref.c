@@ -1,5 +1,5 @@
-/* The optimizer (src/ops/optim.h) and the lr schedule (src/pipeline/lr_schedule.h) against the
- * PyTorch references of tests/ref/make_optim_cases.py, then their error messages and the sum of
+/* The optimizer (src/ops/optim.h: AdamW, clipping, the weights' EMA) and the lr schedule
+ * (src/pipeline/lr_schedule.h) against the PyTorch references of tests/ref/make_optim_cases.py, then their error messages and the sum of
  * squares' independence of the thread count:
  *
  *   ~/.cache/osp-venv/bin/python tests/ref/make_optim_cases.py build/ref/optim
@@ -134,9 +134,24 @@ static osp_status run_lr_schedule(test_case *c) {
 
 /* AdamW and clipping as torch computes them in float32: 1e-6 (AdamW agrees to an ulp or so); the
  * lr in double, compared in float32: 1e-7. */
+/* The EMA from param.0 over the parameters stacked in grads.0 [S, ...], against ref.0. */
+static osp_status run_ema(test_case *c) {
+  osp_tensor ema, params;
+  double decay;
+  OSP_TRY(load_f64(c, "decay", &decay));
+  OSP_TRY(load_f32(c, NAMES[0].param, &ema));
+  OSP_TRY(load_f32(c, NAMES[0].grads, &params));
+  for (int64_t s = 0; s < params.shape[0]; s++) {
+    const osp_tensor p = stack_entry(&params, s);
+    OSP_TRY(osp_ema_update(&ema, &p, decay));
+  }
+  return compare(c, NAMES[0].ref, &ema);
+}
+
 static op_entry OPS[] = {
     {"adamw", run_adamw, 1e-6, 0},
     {"clip_grad_norm", run_clip_grad_norm, 1e-6, 0},
+    {"ema", run_ema, 1e-6, 0},
     {"lr_schedule", run_lr_schedule, 1e-7, 0},
 };
 enum { OP_COUNT = sizeof OPS / sizeof OPS[0] };

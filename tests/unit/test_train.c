@@ -2,8 +2,8 @@
  *   - the loss goes down: a tiny DiT overfits one fixed noisy batch (the backward and AdamW
  *     together), and `osp_train` on a small synthetic set lowers its loss;
  *   - activation checkpointing changes nothing: the same gradients, bit for bit;
- *   - resume is bit-identical: a run resumed from its step-k checkpoint ends with the same weights
- *     and optimizer state as the uninterrupted run;
+ *   - resume is bit-identical: a run resumed from its step-k checkpoint ends with the same weights,
+ *     optimizer state and EMA of the weights as the uninterrupted run;
  *   - a kill -9 during a checkpoint write leaves the previous checkpoint the newest, and loadable;
  *   - bad train.json files get messages naming the file and the key. */
 #include <signal.h>
@@ -197,8 +197,8 @@ static void test_train_and_resume(void) {
   mkdir(to, 0777);
   snprintf(to, sizeof to, "%s/resumed/step-4", temp_dir);
   mkdir(to, 0777);
-  const char *files[] = {"weights.safetensors", "optimizer.safetensors", "state.json"};
-  for (int i = 0; i < 3; i++) { /* the checkpoint copied as if the run had stopped after step 4 */
+  const char *files[] = {"weights.safetensors", "optimizer.safetensors", "ema.safetensors", "state.json"};
+  for (int i = 0; i < 4; i++) { /* the checkpoint copied as if the run had stopped after step 4 */
     snprintf(a, sizeof a, "%s/%s", from, files[i]);
     snprintf(b, sizeof b, "%s/%s", to, files[i]);
     FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
@@ -208,7 +208,10 @@ static void test_train_and_resume(void) {
   }
   CHECK(load_train_json("resumed.json", &resumed) == OSP_OK);
   CHECK(osp_train(&resumed, "latest", NULL, NULL) == OSP_OK);
-  for (int i = 0; i < 3; i++) {
+  snprintf(a, sizeof a, "%s/full/step-12/weights.safetensors", temp_dir);
+  snprintf(b, sizeof b, "%s/full/step-12/ema.safetensors", temp_dir);
+  CHECK(!same_file(a, b)); /* the EMA (decay 0.9) trails the weights */
+  for (int i = 0; i < 4; i++) {
     snprintf(a, sizeof a, "%s/full/step-12/%s", temp_dir, files[i]);
     snprintf(b, sizeof b, "%s/resumed/step-12/%s", temp_dir, files[i]);
     CHECK(same_file(a, b));
@@ -224,7 +227,7 @@ static void test_kill_during_checkpoint(void) {
   CHECK(osp_dit_init_random(&config.model, 1, OSP_CPU, &w) == OSP_OK);
   CHECK(osp_dit_init_zeros(&w, OSP_CPU, &m) == OSP_OK);
   CHECK(osp_dit_init_zeros(&w, OSP_CPU, &v) == OSP_OK);
-  osp_train_tensors tensors = {&w, &m, &v};
+  osp_train_tensors tensors = {&w, &m, &v, NULL};
   char output[1024], path[1200];
   snprintf(output, sizeof output, "%s/killed", temp_dir);
   osp_train_state state = {.step = 1};
@@ -281,9 +284,9 @@ int main(void) {
     return 1;
   }
   write_text("model.json", model_json);
-  write_train_json("resumed.json", "resumed", 12, "");
+  write_train_json("resumed.json", "resumed", 12, ", \"ema_decay\": 0.9");
   write_train_json("ckpt.json", "ckpt", 4, "");
-  write_train_json("full.json", "full", 12, ", \"checkpoint_every\": 4");
+  write_train_json("full.json", "full", 12, ", \"checkpoint_every\": 4, \"ema_decay\": 0.9");
   test_overfit_fixed_batch();
   test_checkpointing_changes_nothing();
   test_train_and_resume();
