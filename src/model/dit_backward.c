@@ -90,7 +90,7 @@ static osp_status unnorm(const osp_model_config *c, const osp_tensor *pre, const
     *dpre_out = dq;
     return OSP_OK;
   }
-  OSP_TRY(zeroed(dpre, pre, dpre));
+  OSP_TRY(osp_zero(dpre));
   *dpre_out = dpre;
   return osp_rmsnorm_backward(pre, norm, c->eps, dq, dpre, dnorm);
 }
@@ -202,7 +202,7 @@ static osp_status head_backward(osp_dit_tape *tape, const osp_dit *dit, osp_dit 
   const osp_model_config *c = &dit->config;
   const dit_head_tensors *h = &tape->head;
   osp_tensor dn, dx;
-  OSP_TRY(zeroed(&tape->dtokens, &h->tokens, &tape->dtokens));
+  OSP_TRY(osp_zero(&tape->dtokens));
   OSP_TRY(osp_unpatchify_backward(&tape->dvelocity, c->patch_size, &tape->dtokens));
   OSP_TRY(zeroed(&tape->dn, &h->normed, &dn));
   OSP_TRY(linear_backward(&h->normed, &dit->head, &tape->dtokens, &dn, &grads->head));
@@ -271,7 +271,7 @@ static osp_status embedding_backward(osp_dit_tape *tape, const osp_dit *dit, osp
   return osp_patchify_backward(&tape->dpatches, c->patch_size, &tape->dlatents);
 }
 
-/* The gradients of the two scalar checks a caller gets wrong most easily. */
+/* dvelocity and dlatents have the tape's shapes; grads belong to this DiT, on its device. */
 static osp_status check_backward(const osp_dit *dit, const osp_dit_tape *tape, const osp_tensor *dvelocity,
                                  const osp_dit *grads, const osp_tensor *dlatents) {
   OSP_TRY(osp_check_shape("dvelocity", dvelocity, tape->velocity.ndim, tape->velocity.shape));
