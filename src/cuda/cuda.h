@@ -15,6 +15,7 @@ extern "C" {
 #endif
 
 #include "core/dtype.h"
+#include "cpu/optim.h" /* AdamW's per-step scalars, one struct for both backends */
 #include "osp.h"
 
 /* ---- Runtime (runtime.cu) ------------------------------------------------------------------ */
@@ -237,6 +238,19 @@ osp_status osp_cuda_patchify_backward(const void *dpatches, osp_dtype dpatches_d
 osp_status osp_cuda_unpatchify_backward(const void *dout, osp_dtype dout_dtype,
                                         osp_cuda_video video, void *dtokens,
                                         osp_dtype dtokens_dtype);
+
+/* ---- Optimizer (optim.cu): the per-element work of ops/optim.h -------------------------------- */
+
+/* One AdamW update of n f32 values, cpu/optim.h's osp_cpu_adamw_step in the same float32
+ * operations (the same bits). */
+osp_status osp_cuda_adamw_step(float *param, const float *grad, float *m, float *v, int64_t n,
+                               osp_cpu_adamw_factors factors);
+/* *sum = Σ x², in double, in an order fixed by n (not the CPU's order). */
+osp_status osp_cuda_sum_of_squares(const void *x, osp_dtype dtype, int64_t n, double *sum);
+/* x ← x·factor */
+osp_status osp_cuda_scale(void *x, osp_dtype dtype, float factor, int64_t n);
+/* x ← lerp(x, end, weight) as osp_cpu_lerp computes it (the same bits). */
+osp_status osp_cuda_lerp(float *x, const float *end, float weight, int64_t n);
 
 /* ---- Attention (attention.cu: a FlashAttention-3-style kernel of our own; its backward) ------ */
 

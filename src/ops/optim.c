@@ -74,7 +74,11 @@ osp_status osp_adamw_step(osp_tensor *param, const osp_tensor *grad, osp_tensor 
   OSP_TRY(check_adamw_config(&call, config));
 
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_adamw_step(param->data, grad->data, m->data, v->data, osp_tensor_numel(param),
+                               adamw_factors(config));
+#endif
   osp_cpu_adamw_step(param->data, grad->data, m->data, v->data, osp_tensor_numel(param),
                      adamw_factors(config));
   return OSP_OK;
@@ -85,7 +89,9 @@ osp_status osp_sum_of_squares(const osp_tensor *x, double *sum) {
   OSP_TRY(ops_check_float(&call, "x", x, OPS_CONTIGUOUS));
 
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA) return osp_cuda_sum_of_squares(x->data, x->dtype, osp_tensor_numel(x), sum);
+#endif
   *sum = osp_cpu_sum_of_squares(x->data, osp_tensor_numel(x));
   return OSP_OK;
 }
@@ -95,7 +101,9 @@ osp_status osp_scale_in_place(osp_tensor *x, float factor) {
   OSP_TRY(ops_check_float(&call, "x", x, OPS_CONTIGUOUS));
 
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA) return osp_cuda_scale(x->data, x->dtype, factor, osp_tensor_numel(x));
+#endif
   osp_cpu_scale(x->data, factor, osp_tensor_numel(x));
   return OSP_OK;
 }
@@ -109,7 +117,10 @@ osp_status osp_ema_update(osp_tensor *ema, const osp_tensor *param, double decay
   if (!(decay >= 0 && decay <= 1))
     return osp_fail(OSP_ERR_ARGUMENT, "osp_ema_update: decay: expected a number in [0, 1], found %g", decay);
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_lerp(ema->data, param->data, (float)(1.0 - decay), osp_tensor_numel(ema));
+#endif
   osp_cpu_lerp(ema->data, param->data, (float)(1.0 - decay), osp_tensor_numel(ema));
   return OSP_OK;
 }
@@ -135,8 +146,6 @@ osp_status osp_clip_grad_norm(osp_tensor *const *grads, int count, double max_no
                               double *total_norm) {
   ops_call call = OPS_CALL("osp_clip_grad_norm");
   OSP_TRY(check_clip_operands(&call, grads, count, max_norm));
-  OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
 
   double squares = 0.0;
   for (int i = 0; i < count; i++) {

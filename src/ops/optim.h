@@ -1,6 +1,7 @@
 /* The optimizer's ops: AdamW, the sum of squares behind a gradient's norm, scaling, and clipping
  * the gradients by their global norm. Operands are contiguous float tensors; the checks and their
- * messages are those of ops.h ("op: operand: expected ..., found ..."). CPU kernels for now. */
+ * messages are those of ops.h ("op: operand: expected ..., found ..."). On the CPU and on CUDA; AdamW
+ * and the EMA give the same bits on both. */
 #ifndef OSP_OPS_OPTIM_H
 #define OSP_OPS_OPTIM_H
 
@@ -26,12 +27,13 @@ typedef struct {
  *   p ← p − lr/(1 − β1^t) · m / (sqrt(v)/sqrt(1 − β2^t) + eps)
  * which is p − lr·m̂/(sqrt(v̂) + eps) with m̂ = m/(1 − β1^t), v̂ = v/(1 − β2^t), computed in
  * torch's order (its _single_tensor_adam) so that float32 results agree to about an ulp. param
- * (f32 master weights), grad, m and v are f32 tensors of one shape, no two sharing memory. */
+ * (f32 master weights), grad, m and v are f32 tensors of one shape on one device, no two sharing
+ * memory. */
 osp_status osp_adamw_step(osp_tensor *param, const osp_tensor *grad, osp_tensor *m, osp_tensor *v,
                           const osp_adamw_config *config);
 
-/* *sum = Σ x², accumulated in double in an order that depends on x's size alone: the same bits
- * whatever the number of threads. */
+/* *sum = Σ x², accumulated in double in an order that depends on x's size and device alone: the
+ * same bits whatever the number of threads. x: f32 (or bf16 on CUDA). */
 osp_status osp_sum_of_squares(const osp_tensor *x, double *sum);
 
 /* An exponential moving average of weights, as torch.optim.swa_utils.get_ema_multi_avg_fn updates
