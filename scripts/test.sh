@@ -37,7 +37,7 @@ build() { # build DIR [cmake args...]
 
 # The reference tests, as test:cases: tests/ref/make_<cases>_cases.py writes PyTorch's answers into
 # build/ref/<cases>, which build/test_<test>_ref reads.
-ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim flow:flow"
+ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim flow:flow sampler:sampler"
 
 unit_tests() { # run every unit test program of a build
   local dir=$1 rc=0
@@ -62,6 +62,15 @@ suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp bu
 suite "DiT gradients against PyTorch autograd" "$python" tests/ref/dit_grad_parity.py build/osp build/ref/grad_parity
 suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse
 suite "bad inputs" "$python" tests/ref/bad_inputs.py build/osp build/ref/bad
+# The shipped model end to end on the CPU (prompt → word encoder → 15 UniPC steps over the DiT →
+# pixels), scored by ShapesBench: the first 6 train prompts must average at least 70% of their
+# attributes (measured 77.8% on 2 cores; a broken sampler, DiT or weights file scores far lower).
+builtin_model() {
+  build/osp eval --model models/shapes --split train --count 6 --steps 15 --json build/ref/builtin.json || return 1
+  "$python" -c 'import json, sys; o = json.load(open(sys.argv[1]))["overall"]; ok = o >= 0.70
+print(f"built-in model: ShapesBench {o:.1%} (at least 70%)\nbuilt-in model: {int(ok)} passed, {int(not ok)} failed")' build/ref/builtin.json
+}
+suite "built-in model on the CPU (ShapesBench)" builtin_model
 suite "bench/torch_wan.py runs (tiny, CPU; not timed)" "$python" bench/torch_wan.py --tiny --device cpu --op all
 suite "build (clang, ASan + UBSan)" build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_SANITIZE=ON -DOSP_CUDA=OFF
 suite "unit tests (ASan + UBSan)" unit_tests build-asan

@@ -69,8 +69,9 @@ int cmd_train(int argc, char **argv) {
                  "Progress goes to stderr; every step's metrics are appended to <output>/metrics.jsonl;\n"
                  "checkpoints go to <output>/step-<k>/ (weights, optimizer state, step and data position),\n"
                  "written under a temporary name and renamed, so a crash leaves the previous one whole.\n"
-                 "A resumed run continues bit for bit as the uninterrupted one would have. CPU only for\n"
-                 "now (the CUDA backward is being written).",
+                 "A resumed run continues bit for bit as the uninterrupted one would have, on the same\n"
+                 "device. \"device\": \"cuda\" keeps f32 master weights and AdamW on the GPU and runs the\n"
+                 "forward and backward in bf16.",
       .options = options,
   };
   int rc = cli_parse(&command, argc, argv);

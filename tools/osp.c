@@ -11,10 +11,12 @@ static const struct {
   int (*run)(int argc, char **argv);
   const char *summary;
 } commands[] = {
+    {"generate", cmd_generate, "generate a video from a prompt (the built-in shapes model by default)"},
     {"info", cmd_info, "list the tensors of a safetensors file and the model it holds"},
     {"dit", cmd_dit, "run one forward pass of the Wan2.1 / OSP-Next DiT (and its backward)"},
     {"train", cmd_train, "train or fine-tune the DiT with flow matching (train.json)"},
     {"bench", cmd_bench, "time ops, blocks and whole forwards against the device's peak"},
+    {"eval", cmd_eval, "ShapesBench: score a shapes-world video against its prompt"},
 };
 
 static void print_help(FILE *out) {

@@ -47,10 +47,12 @@ struct osp_dataset {
   osp_dataset_options options;
   int64_t latent_floats, context_floats; /* per sample */
 
-  /* The source: shards, or the synthetic content's seed. */
+  /* The source: shards, the synthetic content's seed, or a maker and its argument. */
   shard *shards;
   int shard_count;
   uint64_t content_seed;
+  osp_dataset_maker make;
+  const void *make_user;
   osp_status (*read_sample)(const osp_dataset *d, int64_t id, float *latents, float *context,
                             int32_t *length);
 
@@ -292,7 +294,7 @@ static osp_status open_shards(osp_dataset *d, const char *dir, struct dirent **n
   if (samples == 0)
     return osp_fail(OSP_ERR_FORMAT, "dataset %s: the shards hold no samples (n = 0 in each)", dir);
   const shard *first = &d->shards[0];
-  d->shape = (osp_dataset_shape){.samples = samples,
+  d->shape = (osp_dataset_shape){.samples = samples, .channels = OSP_DATASET_LATENT_CHANNELS,
                                  .frames = first->latents->shape[2],
                                  .height = first->latents->shape[3],
                                  .width = first->latents->shape[4],
@@ -482,7 +484,7 @@ static osp_status start_thread(osp_dataset *d) {
 /* With the shape and the source set: the sizes, the start, the buffers, then the thread. */
 static osp_status start(osp_dataset *d) {
   const osp_dataset_shape *s = &d->shape;
-  d->latent_floats = OSP_DATASET_LATENT_CHANNELS * s->frames * s->height * s->width;
+  d->latent_floats = s->channels * s->frames * s->height * s->width;
   d->context_floats = s->context_tokens * s->text_dim;
   OSP_TRY(check_position(d, "dataset options: start", d->options.start));
   OSP_TRY(allocate_buffers(d));
@@ -522,6 +524,24 @@ osp_status osp_dataset_open(const char *dir, const osp_dataset_options *options,
   return create(options, open_files, dir, out);
 }
 
+/* A source without files: samples and sizes within bounds. */
+static osp_status check_made_shape(const char *source, const osp_dataset_shape *s) {
+  if (!s) return osp_fail(OSP_ERR_ARGUMENT, "%s dataset: shape: missing (NULL)", source);
+  if (s->samples < 1 || s->samples > GLOBAL_BATCH_LIMIT)
+    return osp_fail(OSP_ERR_ARGUMENT, "%s dataset: samples: expected a value in [1, 2^24], found %lld", source,
+                    (long long)s->samples);
+  const int64_t latents[] = {s->channels, s->frames, s->height, s->width};
+  const int64_t context[] = {s->context_tokens, s->text_dim};
+  if (!product_below(latents, 4, SAMPLE_FLOATS_LIMIT) || !product_below(context, 2, SAMPLE_FLOATS_LIMIT))
+    return osp_fail(OSP_ERR_ARGUMENT,
+                    "%s dataset: expected channels, frames, height, width, context_tokens and text_dim >= 1 "
+                    "and fewer than 2^40 values a sample, found latents [%lld, %lld, %lld, %lld] and context "
+                    "[%lld, %lld]",
+                    source, (long long)s->channels, (long long)s->frames, (long long)s->height, (long long)s->width,
+                    (long long)s->context_tokens, (long long)s->text_dim);
+  return OSP_OK;
+}
+
 typedef struct {
   const osp_dataset_shape *shape;
   uint64_t content_seed;
@@ -529,23 +549,8 @@ typedef struct {
 
 static osp_status open_synthetic(osp_dataset *d, const void *arg) {
   const synthetic_spec *spec = arg;
-  const osp_dataset_shape *s = spec->shape;
-  if (!s) return osp_fail(OSP_ERR_ARGUMENT, "synthetic dataset: shape: missing (NULL)");
-  if (s->samples < 1 || s->samples > GLOBAL_BATCH_LIMIT)
-    return osp_fail(OSP_ERR_ARGUMENT,
-                    "synthetic dataset: samples: expected a value in [1, 2^24], found %lld",
-                    (long long)s->samples);
-  const int64_t latents[] = {OSP_DATASET_LATENT_CHANNELS, s->frames, s->height, s->width};
-  const int64_t context[] = {s->context_tokens, s->text_dim};
-  if (!product_below(latents, 4, SAMPLE_FLOATS_LIMIT) ||
-      !product_below(context, 2, SAMPLE_FLOATS_LIMIT))
-    return osp_fail(OSP_ERR_ARGUMENT,
-                    "synthetic dataset: expected frames, height, width, context_tokens and "
-                    "text_dim >= 1 and fewer than 2^40 values a sample, found latents [16, %lld, "
-                    "%lld, %lld] and context [%lld, %lld]",
-                    (long long)s->frames, (long long)s->height, (long long)s->width,
-                    (long long)s->context_tokens, (long long)s->text_dim);
-  d->shape = *s;
+  OSP_TRY(check_made_shape("synthetic", spec->shape));
+  d->shape = *spec->shape;
   d->content_seed = spec->content_seed;
   d->read_sample = read_synthetic_sample;
   return OSP_OK;
@@ -555,6 +560,34 @@ osp_status osp_dataset_open_synthetic(const osp_dataset_shape *shape, uint64_t c
                                       const osp_dataset_options *options, osp_dataset **out) {
   const synthetic_spec spec = {shape, content_seed};
   return create(options, open_synthetic, &spec, out);
+}
+
+typedef struct {
+  const osp_dataset_shape *shape;
+  osp_dataset_maker make;
+  const void *user;
+} generated_spec;
+
+static osp_status read_made_sample(const osp_dataset *d, int64_t id, float *latents, float *context,
+                                   int32_t *length) {
+  return d->make(d->make_user, id, latents, context, length);
+}
+
+static osp_status open_generated(osp_dataset *d, const void *arg) {
+  const generated_spec *spec = arg;
+  OSP_TRY(check_made_shape("generated", spec->shape));
+  if (!spec->make) return osp_fail(OSP_ERR_ARGUMENT, "generated dataset: make: missing (NULL)");
+  d->shape = *spec->shape;
+  d->make = spec->make;
+  d->make_user = spec->user;
+  d->read_sample = read_made_sample;
+  return OSP_OK;
+}
+
+osp_status osp_dataset_open_generated(const osp_dataset_shape *shape, osp_dataset_maker make, const void *user,
+                                      const osp_dataset_options *options, osp_dataset **out) {
+  const generated_spec spec = {shape, make, user};
+  return create(options, open_generated, &spec, out);
 }
 
 void osp_dataset_close(osp_dataset *d) {
@@ -594,7 +627,7 @@ osp_dataset_stats osp_dataset_stats_of(const osp_dataset *d) { return d->stats; 
 static osp_dataset_batch batch_of(const osp_dataset *d, const batch_slot *slot) {
   const osp_dataset_shape *s = &d->shape;
   const int64_t batch = d->options.batch_size;
-  const int64_t latents[] = {batch, OSP_DATASET_LATENT_CHANNELS, s->frames, s->height, s->width};
+  const int64_t latents[] = {batch, s->channels, s->frames, s->height, s->width};
   const int64_t context[] = {batch, s->context_tokens, s->text_dim};
   return (osp_dataset_batch){
       .latents = osp_tensor_make(slot->latents, OSP_F32, OSP_CPU, 5, latents),

@@ -1,6 +1,6 @@
 /* Training data: a directory of safetensors shards of VAE latents and umT5 text embeddings (the
- * format: docs/dataset-format.md), or a synthetic source with the same interface, read in
- * shuffled batches.
+ * format: docs/dataset-format.md), a synthetic source of random values, or samples a generator
+ * makes on demand (the built-in model's world of shapes), all read in shuffled batches.
  *
  * Order. The samples are numbered 0..N−1: the shards in byte-wise sorted name order, the rows of
  * each in order. Epoch e visits them in a permutation of its own, Fisher–Yates from the top:
@@ -32,6 +32,7 @@ enum { OSP_DATASET_LATENT_CHANNELS = 16 }; /* the Wan-VAE's latent channels */
 /* The sizes every sample of a dataset shares, and how many samples there are. */
 typedef struct {
   int64_t samples;                /* N ≥ 1 */
+  int64_t channels;               /* the latents' C: 16 in shards (the Wan-VAE's); any for the others */
   int64_t frames, height, width;  /* the latents' F, H, W */
   int64_t context_tokens;         /* L: the context's rows, zero-padded */
   int64_t text_dim;               /* the context's columns */
@@ -54,7 +55,7 @@ typedef struct {
 /* One batch, in the dataset's buffers: valid until the next call to osp_dataset_next,
  * osp_dataset_seek or osp_dataset_close. */
 typedef struct {
-  osp_tensor latents;             /* f32 CPU [B, 16, F, H, W] */
+  osp_tensor latents;             /* f32 CPU [B, C, F, H, W] */
   osp_tensor context;             /* f32 CPU [B, L, text_dim] */
   osp_tensor context_lengths;     /* i32 CPU [B]: each sample's rows before its zero padding (L
                                      where the shard has no context_lengths) */
@@ -83,6 +84,16 @@ osp_status osp_dataset_open(const char *dir, const osp_dataset_options *options,
  * 1 + (i mod L) rows from osp_randn(content_seed, stream 2^31 + 1, offset i·2^40), then zeros. */
 osp_status osp_dataset_open_synthetic(const osp_dataset_shape *shape, uint64_t content_seed,
                                       const osp_dataset_options *options, osp_dataset **out);
+
+/* A source whose sample `id` (0 ≤ id < shape->samples) is whatever `make` writes: latents
+ * [C, F, H, W] and context [L, text_dim] of `shape`, and *rows, the context's rows before its
+ * zero padding. `make` runs on the prefetch thread: it must be a function of id alone (and of
+ * `user`, which it must not change), so that a position gives the same batches on every run. */
+typedef osp_status (*osp_dataset_maker)(const void *user, int64_t id, float *latents, float *context,
+                                        int32_t *rows);
+osp_status osp_dataset_open_generated(const osp_dataset_shape *shape, osp_dataset_maker make,
+                                      const void *user, const osp_dataset_options *options,
+                                      osp_dataset **out);
 
 const osp_dataset_shape *osp_dataset_shape_of(const osp_dataset *dataset);
 

@@ -1,5 +1,6 @@
 /* The training loop (train.h): one trainer holds the model, its gradients, AdamW's moments, the
  * data and the step's buffers, all made before the first step. */
+#include <stdbool.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,21 +14,39 @@
 #include "pipeline/checkpoint.h"
 #include "pipeline/dataset.h"
 #include "pipeline/flow_matching.h"
+#include "pipeline/shapes_data.h"
 #include "pipeline/train.h"
+
+/* The parameters of the DiTs a trainer holds, listed in one order (osp_dit_parameters). */
+enum { WEIGHTS, GRADS, M, V, EMA, COMPUTE, DITS };
 
 typedef struct {
   const osp_train_config *config;
-  osp_dit weights, grads, m, v, ema; /* f32 on the CPU: the weights are the master copy */
-  osp_dit_parameter *params[5]; /* the DiTs' parameters, in one order (ema: where kept) */
-  osp_tensor **grad_list;       /* the gradients, for clipping */
+  /* On the training device, f32: the master weights, their gradients, AdamW's moments and the
+   * weights' EMA (where kept). On CUDA the forward and backward read `compute`, a bf16 copy of the
+   * weights made after every update; on the CPU they read the weights themselves. */
+  osp_dit dits[DITS];
+  osp_dit_parameter *params[DITS]; /* NULL where the DiT is not kept */
+  /* On CUDA, host copies of the weights, moments and EMA, which checkpoints are written from and
+   * read into; on the CPU checkpoints use the training tensors themselves. */
+  osp_dit host[4];
+  osp_tensor **grad_list; /* the gradients, for clipping */
   int count;
   osp_dit_tape *tape;
+  osp_word_encoder text;   /* where the data is the world of shapes */
+  osp_shapes_data shapes;
   osp_dataset *data;
   osp_arena buffers;
   osp_tensor noise, x_t, target, sigma, timestep, velocity, dvelocity;
   osp_train_state state;
 } trainer;
 
+static bool on_cpu(const trainer *t) { return t->config->device == OSP_CPU; }
+
+/* The DiT the forward and backward run. */
+static const osp_dit *model(const trainer *t) { return &t->dits[on_cpu(t) ? WEIGHTS : COMPUTE]; }
+
+/* The weights as f32 on the host: the config's file, or random ones. */
 static osp_status load_weights(const osp_train_config *c, osp_dit *weights) {
   if (!c->weights[0]) return osp_dit_init_random(&c->model, c->random_weights_seed, OSP_CPU, weights);
   osp_dit file; /* mapped: its f32 tensors point into the file, which training must not write */
@@ -37,22 +56,66 @@ static osp_status load_weights(const osp_train_config *c, osp_dit *weights) {
   return status;
 }
 
-/* The EMA of the weights starts as the weights. */
-static osp_status start_ema(trainer *t) {
-  OSP_TRY(osp_dit_init_zeros(&t->weights, OSP_CPU, &t->ema));
-  OSP_TRY(osp_dit_parameters(&t->ema, &t->params[4], &t->count));
-  for (int i = 0; i < t->count; i++) OSP_TRY(osp_copy(&t->params[0][i].tensor, &t->params[4][i].tensor));
-  return OSP_OK;
+/* dst's parameters ← src's (any devices, f32 or bf16). */
+static osp_status copy_parameters(const osp_dit *src, osp_dit *dst) {
+  osp_dit_parameter *from = NULL, *to = NULL;
+  int count = 0;
+  osp_status status = osp_dit_parameters(src, &from, &count);
+  if (status == OSP_OK) status = osp_dit_parameters(dst, &to, &count);
+  for (int i = 0; status == OSP_OK && i < count; i++) status = osp_copy(&from[i].tensor, &to[i].tensor);
+  free(from);
+  free(to);
+  return status;
+}
+
+/* The DiTs of the training device: the CPU trains the loaded weights in place; CUDA gets f32
+ * master weights and their bf16 copy, and keeps the loaded weights as the host copy. */
+static osp_status make_dits(trainer *t) {
+  const osp_device device = t->config->device;
+  const bool ema = t->config->ema_decay > 0;
+  osp_dit loaded;
+  OSP_TRY(load_weights(t->config, &loaded));
+  if (device == OSP_CPU) {
+    t->dits[WEIGHTS] = loaded;
+  } else {
+    t->host[0] = loaded;
+    for (int k = 1; k < (ema ? 4 : 3); k++) OSP_TRY(osp_dit_init_zeros(&loaded, OSP_CPU, &t->host[k]));
+    OSP_TRY(osp_dit_init_zeros(&loaded, device, &t->dits[WEIGHTS]));
+    OSP_TRY(copy_parameters(&loaded, &t->dits[WEIGHTS]));
+    OSP_TRY(osp_dit_to_device(&loaded, device, &t->dits[COMPUTE]));
+  }
+  for (int k = GRADS; k <= V; k++) OSP_TRY(osp_dit_init_zeros(&t->dits[WEIGHTS], device, &t->dits[k]));
+  if (!ema) return OSP_OK;
+  OSP_TRY(osp_dit_init_zeros(&t->dits[WEIGHTS], device, &t->dits[EMA])); /* the EMA starts as the weights */
+  return copy_parameters(&t->dits[WEIGHTS], &t->dits[EMA]);
 }
 
 static osp_status list_parameters(trainer *t) {
-  osp_dit *dits[4] = {&t->weights, &t->grads, &t->m, &t->v};
-  for (int i = 0; i < 4; i++) OSP_TRY(osp_dit_parameters(dits[i], &t->params[i], &t->count));
+  for (int k = 0; k < DITS; k++)
+    if (t->dits[k].config.num_layers) OSP_TRY(osp_dit_parameters(&t->dits[k], &t->params[k], &t->count));
   const size_t count = (size_t)(t->count > 0 ? t->count : 0);
   t->grad_list = calloc(count + 1, sizeof *t->grad_list);
   if (!t->grad_list) return osp_fail(OSP_ERR_MEMORY, "out of memory");
-  for (int i = 0; i < t->count; i++) t->grad_list[i] = &t->params[1][i].tensor;
-  return t->config->ema_decay > 0 ? start_ema(t) : OSP_OK;
+  for (int i = 0; i < t->count; i++) t->grad_list[i] = &t->params[GRADS][i].tensor;
+  return OSP_OK;
+}
+
+/* What a checkpoint holds, where checkpoints are written from and read into. */
+static osp_train_tensors saved_tensors(trainer *t) {
+  osp_dit *ema = t->params[EMA] ? &t->dits[EMA] : NULL;
+  if (on_cpu(t)) return (osp_train_tensors){&t->dits[WEIGHTS], &t->dits[M], &t->dits[V], ema};
+  return (osp_train_tensors){&t->host[0], &t->host[1], &t->host[2], ema ? &t->host[3] : NULL};
+}
+
+/* CUDA: the host copies ← the training tensors (to_host), or the other way and the bf16 copy. */
+static osp_status sync_host(trainer *t, bool to_host) {
+  if (on_cpu(t)) return OSP_OK;
+  const int kept[4] = {WEIGHTS, M, V, EMA};
+  for (int k = 0; k < 4; k++) {
+    if (!t->params[kept[k]]) continue;
+    OSP_TRY(to_host ? copy_parameters(&t->dits[kept[k]], &t->host[k]) : copy_parameters(&t->host[k], &t->dits[kept[k]]));
+  }
+  return to_host ? OSP_OK : copy_parameters(&t->dits[WEIGHTS], &t->dits[COMPUTE]);
 }
 
 static osp_status open_data(trainer *t) {
@@ -60,8 +123,15 @@ static osp_status open_data(trainer *t) {
   const osp_dataset_options options = {.batch_size = c->batch_size, .seed = c->seed, .shuffle = true,
                                        .replica = 0, .replicas = 1};
   if (c->data_dir[0]) return osp_dataset_open(c->data_dir, &options, &t->data);
+  if (c->shapes_samples) {
+    OSP_TRY(osp_word_encoder_load(c->vocab, c->model.text_dim, c->text_rows, c->text_seed, &t->text));
+    const int64_t *v = c->shapes_shape;
+    t->shapes = (osp_shapes_data){.seed = c->seed, .samples = c->shapes_samples, .frames = v[0], .height = v[1],
+                                  .width = v[2], .text_dropout = c->text_dropout, .text = &t->text};
+    return osp_shapes_data_open(&t->shapes, &options, &t->data);
+  }
   const int64_t *s = c->synthetic_shape;
-  const osp_dataset_shape shape = {.samples = c->synthetic_samples, .frames = s[0], .height = s[1], .width = s[2],
+  const osp_dataset_shape shape = {.samples = c->synthetic_samples, .channels = c->model.in_channels, .frames = s[0], .height = s[1], .width = s[2],
                                    .context_tokens = s[3], .text_dim = c->model.text_dim};
   return osp_dataset_open_synthetic(&shape, c->seed, &options, &t->data);
 }
@@ -70,9 +140,9 @@ static osp_status open_data(trainer *t) {
 static osp_status check_data(const trainer *t) {
   const osp_dataset_shape *s = osp_dataset_shape_of(t->data);
   const osp_model_config *m = &t->config->model;
-  if (m->in_channels != OSP_DATASET_LATENT_CHANNELS || m->out_channels != OSP_DATASET_LATENT_CHANNELS)
-    return osp_fail(OSP_ERR_SHAPE, "training data: latents have %d channels, the model takes %d in and %d out",
-                    OSP_DATASET_LATENT_CHANNELS, m->in_channels, m->out_channels);
+  if (m->in_channels != s->channels || m->out_channels != s->channels)
+    return osp_fail(OSP_ERR_SHAPE, "training data: latents have %lld channels, the model takes %d in and %d out",
+                    (long long)s->channels, m->in_channels, m->out_channels);
   if (s->text_dim != m->text_dim)
     return osp_fail(OSP_ERR_SHAPE, "training data: context has %lld columns, the model's text_dim is %d",
                     (long long)s->text_dim, m->text_dim);
@@ -84,7 +154,7 @@ static osp_status check_data(const trainer *t) {
 static osp_status allocate_step(trainer *t) {
   const osp_dataset_shape *s = osp_dataset_shape_of(t->data);
   const int64_t B = t->config->batch_size;
-  const int64_t video[5] = {B, OSP_DATASET_LATENT_CHANNELS, s->frames, s->height, s->width};
+  const int64_t video[5] = {B, s->channels, s->frames, s->height, s->width};
   osp_tensor *videos[] = {&t->noise, &t->x_t, &t->target, &t->velocity, &t->dvelocity};
   const size_t n = sizeof videos / sizeof videos[0];
   const osp_tensor one = osp_tensor_make(NULL, OSP_F32, OSP_CPU, 5, video);
@@ -100,7 +170,7 @@ static osp_status make_tape(trainer *t) {
   const osp_dit_tape_options options = {.batch = t->config->batch_size, .frames = s->frames, .height = s->height,
                                         .width = s->width, .text_rows = s->context_tokens,
                                         .checkpoint = t->config->activation_checkpointing};
-  return osp_dit_tape_create(&t->weights, &options, &t->tape);
+  return osp_dit_tape_create(model(t), &options, &t->tape);
 }
 
 /* Picks up a checkpoint: the tensors, the step, the data position. */
@@ -110,20 +180,14 @@ static osp_status resume_from(trainer *t, const char *resume) {
   if (strcmp(resume, "latest")) snprintf(path, sizeof path, "%s", resume);
   else OSP_TRY(osp_checkpoint_latest(t->config->output, path, sizeof path));
   if (!path[0]) return OSP_OK;
-  osp_train_tensors tensors = {&t->weights, &t->m, &t->v, t->params[4] ? &t->ema : NULL};
+  osp_train_tensors tensors = saved_tensors(t);
   OSP_TRY(osp_checkpoint_load(path, &tensors, &t->state));
+  OSP_TRY(sync_host(t, false));
   return osp_dataset_seek(t->data, t->state.position);
 }
 
 static osp_status start(trainer *t, const char *resume) {
-  const osp_train_config *c = t->config;
-  if (c->device != OSP_CPU)
-    return osp_fail(OSP_ERR_UNSUPPORTED, "training on cuda is not available yet: the CUDA backward and "
-                    "optimizer kernels are being written; train with \"device\": \"cpu\"");
-  OSP_TRY(load_weights(c, &t->weights));
-  OSP_TRY(osp_dit_init_zeros(&t->weights, OSP_CPU, &t->grads));
-  OSP_TRY(osp_dit_init_zeros(&t->weights, OSP_CPU, &t->m));
-  OSP_TRY(osp_dit_init_zeros(&t->weights, OSP_CPU, &t->v));
+  OSP_TRY(make_dits(t));
   OSP_TRY(list_parameters(t));
   OSP_TRY(open_data(t));
   OSP_TRY(check_data(t));
@@ -135,11 +199,14 @@ static osp_status start(trainer *t, const char *resume) {
 static void finish(trainer *t) {
   osp_dit_tape_free(t->tape);
   if (t->data) osp_dataset_close(t->data);
+  osp_word_encoder_free(&t->text);
   osp_arena_free(&t->buffers);
-  for (int i = 0; i < 5; i++) free(t->params[i]);
+  for (int k = 0; k < DITS; k++) {
+    free(t->params[k]);
+    osp_dit_free(&t->dits[k]);
+  }
+  for (int k = 0; k < 4; k++) osp_dit_free(&t->host[k]);
   free(t->grad_list);
-  osp_dit *dits[5] = {&t->weights, &t->grads, &t->m, &t->v, &t->ema};
-  for (int i = 0; i < 5; i++) osp_dit_free(dits[i]);
 }
 
 /* x_t, target and the timestep of step `step` for the batch's clean latents x0. */
@@ -156,10 +223,10 @@ static osp_status gradients(trainer *t, int64_t step, double *loss, double *grad
   osp_dataset_batch batch;
   OSP_TRY(osp_dataset_next(t->data, &batch));
   OSP_TRY(noisy_batch(t, step, &batch.latents));
-  OSP_TRY(osp_dit_forward_train(&t->weights, t->tape, &t->x_t, &t->timestep, &batch.context, &t->velocity));
+  OSP_TRY(osp_dit_forward_train(model(t), t->tape, &t->x_t, &t->timestep, &batch.context, &t->velocity));
   OSP_TRY(osp_flow_loss(&t->velocity, &t->target, loss, &t->dvelocity));
   for (int i = 0; i < t->count; i++) OSP_TRY(osp_zero(t->grad_list[i]));
-  OSP_TRY(osp_dit_backward(&t->weights, t->tape, &t->dvelocity, &t->grads, NULL));
+  OSP_TRY(osp_dit_backward(model(t), t->tape, &t->dvelocity, &t->dits[GRADS], NULL));
   if (t->config->clip_grad_norm > 0)
     return osp_clip_grad_norm(t->grad_list, t->count, t->config->clip_grad_norm, grad_norm);
   double sum = 0;
@@ -178,10 +245,12 @@ static osp_status update(trainer *t, int64_t step, double *lr) {
   adamw.lr = *lr;
   adamw.step = step;
   for (int i = 0; i < t->count; i++)
-    OSP_TRY(osp_adamw_step(&t->params[0][i].tensor, &t->params[1][i].tensor, &t->params[2][i].tensor,
-                           &t->params[3][i].tensor, &adamw));
-  for (int i = 0; t->params[4] && i < t->count; i++)
-    OSP_TRY(osp_ema_update(&t->params[4][i].tensor, &t->params[0][i].tensor, t->config->ema_decay));
+    OSP_TRY(osp_adamw_step(&t->params[WEIGHTS][i].tensor, &t->params[GRADS][i].tensor, &t->params[M][i].tensor,
+                           &t->params[V][i].tensor, &adamw));
+  for (int i = 0; t->params[EMA] && i < t->count; i++)
+    OSP_TRY(osp_ema_update(&t->params[EMA][i].tensor, &t->params[WEIGHTS][i].tensor, t->config->ema_decay));
+  for (int i = 0; t->params[COMPUTE] && i < t->count; i++) /* the bf16 copy the next forward reads */
+    OSP_TRY(osp_copy(&t->params[WEIGHTS][i].tensor, &t->params[COMPUTE][i].tensor));
   return OSP_OK;
 }
 
@@ -193,7 +262,8 @@ static osp_status take_step(trainer *t, int64_t step, osp_train_metrics *metrics
   t->state = (osp_train_state){.step = step, .position = osp_dataset_tell(t->data), .loss = metrics->loss};
   const int64_t every = t->config->checkpoint_every;
   if ((every && step % every == 0) || step == t->config->steps) {
-    osp_train_tensors tensors = {&t->weights, &t->m, &t->v, t->params[4] ? &t->ema : NULL};
+    osp_train_tensors tensors = saved_tensors(t);
+    OSP_TRY(sync_host(t, true));
     OSP_TRY(osp_checkpoint_save(t->config->output, &tensors, &t->state, checkpoint, size));
     metrics->checkpoint = checkpoint;
   }

@@ -99,9 +99,26 @@ static osp_status enter(const reader *r, const char *key, const char *const *kno
   return reject_unknown(inner, known);
 }
 
+/* model.text: the word encoder of a closed-vocabulary model; its dim is the model's text_dim. */
+static osp_status read_text(const reader *model, osp_train_config *c) {
+  static const char *const known[] = {"vocab", "rows", "seed", NULL};
+  reader r;
+  bool found;
+  OSP_TRY(enter(model, "text", known, &r, &found));
+  if (!found) return OSP_OK;
+  OSP_TRY(read_path(&r, "vocab", c->vocab));
+  if (!c->vocab[0]) return fail_key(&r, "vocab", "the path of the vocabulary (one word a line)");
+  c->text_rows = 16;
+  int64_t seed = 0;
+  OSP_TRY(read_integer(&r, "rows", 1, &c->text_rows));
+  OSP_TRY(read_integer(&r, "seed", 0, &seed));
+  c->text_seed = (uint64_t)seed;
+  return OSP_OK;
+}
+
 static osp_status read_model(const reader *top, osp_train_config *c) {
   static const char *const known[] = {"preset", "config", "weights", "schedule", "sparse_ratio",
-                                      "random_weights_seed", NULL};
+                                      "random_weights_seed", "text", NULL};
   reader r;
   bool found;
   OSP_TRY(enter(top, "model", known, &r, &found));
@@ -120,7 +137,7 @@ static osp_status read_model(const reader *top, osp_train_config *c) {
   if (schedule) OSP_TRY(osp_config_set_schedule(r.path, schedule, &c->model));
   OSP_TRY(read_integer(&r, "sparse_ratio", 1, &ratio));
   if (ratio) OSP_TRY(osp_config_set_sparse_ratio(r.path, (int)ratio, &c->model));
-  return OSP_OK;
+  return read_text(&r, c);
 }
 
 static osp_status read_synthetic(const reader *data, osp_train_config *c) {
@@ -141,15 +158,36 @@ static osp_status read_synthetic(const reader *data, osp_train_config *c) {
   return OSP_OK;
 }
 
+/* data.shapes: the world of shapes, which needs the model's word encoder (model.text). */
+static osp_status read_shapes(const reader *data, osp_train_config *c) {
+  static const char *const known[] = {"samples", "frames", "height", "width", "text_dropout", NULL};
+  reader r;
+  bool found;
+  OSP_TRY(enter(data, "shapes", known, &r, &found));
+  if (!found) return OSP_OK;
+  if (!c->vocab[0]) return fail_key(&r, "samples", "a model with a word encoder (\"model\": {\"text\": ...})");
+  int64_t *shape = c->shapes_shape;
+  shape[0] = 8;
+  shape[1] = shape[2] = 32;
+  c->shapes_samples = (int64_t)1 << 24;
+  c->text_dropout = 0.1;
+  OSP_TRY(read_integer(&r, "samples", 1, &c->shapes_samples));
+  const char *names[3] = {"frames", "height", "width"};
+  for (int i = 0; i < 3; i++) OSP_TRY(read_integer(&r, names[i], 1, &shape[i]));
+  return read_number(&r, "text_dropout", 0, 1, &c->text_dropout);
+}
+
 static osp_status read_data(const reader *top, osp_train_config *c) {
-  static const char *const known[] = {"dir", "synthetic", NULL};
+  static const char *const known[] = {"dir", "synthetic", "shapes", NULL};
   reader r;
   bool found;
   OSP_TRY(enter(top, "data", known, &r, &found));
-  if (!found) return fail_key(top, "data", "an object with \"dir\" or \"synthetic\"");
+  if (!found) return fail_key(top, "data", "an object with \"dir\", \"synthetic\" or \"shapes\"");
   OSP_TRY(read_path(&r, "dir", c->data_dir));
   OSP_TRY(read_synthetic(&r, c));
-  if (!c->data_dir[0] == !c->synthetic_samples) return fail_key(&r, "dir", "exactly one of \"dir\" and \"synthetic\"");
+  OSP_TRY(read_shapes(&r, c));
+  if ((c->data_dir[0] != 0) + (c->synthetic_samples > 0) + (c->shapes_samples > 0) != 1)
+    return fail_key(&r, "dir", "exactly one of \"dir\", \"synthetic\" and \"shapes\"");
   return OSP_OK;
 }
 

@@ -8,8 +8,9 @@ an inputs file; helpers from tests/ref/dit_parity.py), checks first that `osp di
 writes a velocity (so the suite cannot pass by osp failing on everything), then breaks one thing
 per case: the safetensors container (truncation, header length, data offsets, dtype), the
 weights (shape, a missing tensor, mixed name styles), the inputs (NaN, shapes, a missing tensor),
-the command line (unknown flag or subcommand, a missing flag, paths that do not exist), and
-`osp info` on a truncated file. For each case it checks:
+the command line (unknown flag or subcommand, a missing flag, paths that do not exist),
+`osp generate` with the built-in model (empty prompt, absurd sizes, unwritable output, unknown
+format, a model folder without its weights), and `osp info` on a truncated file. For each case it checks:
   - osp exits nonzero (exactly 2 for an unknown flag or subcommand, as the contract says), and
     not by a signal;
   - stderr is exactly ONE line, starting with "osp: error: ";
@@ -281,6 +282,49 @@ def _(f):
 def _(f):
     return Expect(dit(f, output=os.path.join(f.dir, "nodir", "velocity.safetensors")),
                   [("nodir", "velocity.safetensors")])
+
+
+# `osp generate` with the built-in model (models/shapes of this source tree).
+MODEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "models", "shapes")
+
+
+def generate(f, *extra, output=None, model=MODEL):
+    return ["generate", "--model", model, "-q", "-p", "a small red circle moving left on a blue background",
+            "-o", output or os.path.join(f.dir, "out", "video.mp4")] + list(extra)
+
+
+@case("generate: empty prompt")
+def _(f):
+    argv = generate(f)
+    argv[argv.index("-p") + 1] = "  "
+    return Expect(argv, ["--prompt"])
+
+
+@case("generate: 0 frames")
+def _(f):
+    return Expect(generate(f, "--frames", "0"), ["frames"], shows=[r"\b0 frames"])
+
+
+@case("generate: 100000 pixels wide")
+def _(f):
+    return Expect(generate(f, "--width", "100000"), ["100000"])
+
+
+@case("generate: output in a nonexistent directory")
+def _(f):
+    return Expect(generate(f, output=os.path.join(f.dir, "nodir", "video.mp4")), ["nodir"])
+
+
+@case("generate: unknown format")
+def _(f):
+    return Expect(generate(f, "--format", "avi"), ["avi"])
+
+
+@case("generate: model folder without its weights")
+def _(f):
+    model = os.path.join(f.dir, "model")
+    shutil.copytree(MODEL, model, ignore=shutil.ignore_patterns("dit.safetensors"))
+    return Expect(generate(f, model=model), ["dit.safetensors"])
 
 
 @case("osp info on a truncated file")

@@ -388,7 +388,7 @@ static void sleep_milliseconds(long ms) {
  * permutation; and a trainer slower than the prefetch never waits. */
 static void test_synthetic_prefetch(void) {
   enum { N = 37, B = 5, BATCHES = 2000 };
-  const osp_dataset_shape shape = {.samples = N, .frames = 1, .height = 2, .width = 3,
+  const osp_dataset_shape shape = {.samples = N, .channels = 16, .frames = 1, .height = 2, .width = 3,
                                    .context_tokens = 4, .text_dim = 8};
   const osp_dataset_options options = options_of(B, true, 3);
   osp_dataset *d = NULL;
@@ -618,15 +618,15 @@ static void test_option_errors(void) {
                 "osp_dataset_next: batch: missing (NULL)");
   osp_dataset_close(d);
 
-  osp_dataset_shape shape = {.samples = 0, .frames = 1, .height = 1, .width = 1,
+  osp_dataset_shape shape = {.samples = 0, .channels = 16, .frames = 1, .height = 1, .width = 1,
                              .context_tokens = 1, .text_dim = 1};
   expect_status(osp_dataset_open_synthetic(&shape, 1, &options, &d), OSP_ERR_ARGUMENT,
                 "synthetic dataset: samples: expected a value in [1, 2^24], found 0");
   shape.samples = 4;
   shape.text_dim = 0;
   expect_status(osp_dataset_open_synthetic(&shape, 1, &options, &d), OSP_ERR_ARGUMENT,
-                "synthetic dataset: expected frames, height, width, context_tokens and text_dim "
-                ">= 1 and fewer than 2^40 values a sample, found latents [16, 1, 1, 1] and "
+                "synthetic dataset: expected channels, frames, height, width, context_tokens and "
+                "text_dim >= 1 and fewer than 2^40 values a sample, found latents [16, 1, 1, 1] and "
                 "context [1, 0]");
 }
 

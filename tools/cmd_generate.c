@@ -1,0 +1,175 @@
+/* osp generate: text to video with a model folder (the built-in shapes model by default). */
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "core/status.h"
+#include "pipeline/t2v.h"
+#include "video/video.h"
+
+#ifndef OSP_BUILTIN_MODEL_DIR
+#define OSP_BUILTIN_MODEL_DIR "models/shapes"
+#endif
+
+typedef struct {
+  const char *prompt, *negative, *output, *format, *model, *device, *seed, *steps, *guidance, *shift, *sampler,
+      *frames, *height, *width, *fps, *schedule;
+  int quiet;
+} generate_arguments;
+
+/* The built-in model: beside the binary (<bin>/../models/shapes, as a build folder sits in the
+ * source tree), else where the source tree was when this binary was built. */
+static void builtin_model(char *out, size_t size) {
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) {
+    exe[n] = '\0';
+    snprintf(out, size, "%s/../models/shapes", dirname(exe));
+    if (access(out, R_OK) == 0) return;
+  }
+  snprintf(out, size, "%s", OSP_BUILTIN_MODEL_DIR);
+}
+
+/* A finite number option, or a usage error naming it. */
+static int parse_number(const cli_command *command, const char *option, const char *text, double *out) {
+  if (!text) return CLI_EXIT_OK;
+  char *end;
+  errno = 0;
+  const double value = strtod(text, &end);
+  if (end == text || *end || errno || !isfinite(value))
+    return cli_usage_error(command, "%s expects a number, found '%s'", option, text);
+  *out = value;
+  return CLI_EXIT_OK;
+}
+
+static int parse_integer(const cli_command *command, const char *option, const char *text, int64_t *out) {
+  long long value;
+  if (!text) return CLI_EXIT_OK;
+  const int rc = cli_parse_count(command, option, text, &value);
+  if (rc == CLI_EXIT_OK) *out = value;
+  return rc;
+}
+
+/* The model's defaults overridden by the flags given. */
+static int read_settings(const cli_command *command, const generate_arguments *a, osp_t2v_settings *s, uint64_t *seed) {
+  int64_t steps = s->steps, value = 0;
+  int rc = parse_integer(command, "--steps", a->steps, &steps);
+  if (!rc && a->steps && (steps < 1 || steps > 1000)) rc = cli_usage_error(command, "--steps: expected 1 to 1000, found %s", a->steps);
+  s->steps = (int)steps;
+  if (!rc) rc = parse_integer(command, "--frames", a->frames, &s->frames);
+  if (!rc) rc = parse_integer(command, "--height", a->height, &s->height);
+  if (!rc) rc = parse_integer(command, "--width", a->width, &s->width);
+  if (!rc) rc = parse_number(command, "--guidance", a->guidance, &s->guidance);
+  if (!rc) rc = parse_number(command, "--shift", a->shift, &s->shift);
+  if (!rc) rc = parse_number(command, "--fps", a->fps, &s->fps);
+  if (!rc) rc = parse_integer(command, "--seed", a->seed, &value);
+  *seed = (uint64_t)value;
+  if (!rc && a->sampler && osp_sampler_kind_parse(a->sampler, &s->sampler) != OSP_OK)
+    rc = cli_usage_error(command, "--sampler: %s", osp_last_error());
+  return rc;
+}
+
+/* The progress line: step, iterations per second, time left. */
+static void show_progress(int step, int steps, double seconds, void *user) {
+  const int *quiet = user;
+  if (*quiet) return;
+  const double rate = step / seconds;
+  fprintf(stderr, "\rstep %d/%d  %.2f it/s  ETA %.0fs   %s", step, steps, rate, (steps - step) / rate,
+          step == steps ? "\n" : "");
+}
+
+/* The checks that need no model: a prompt, and an output path whose folder can be written. */
+static osp_status check_request(const generate_arguments *a, osp_video_format *format) {
+  if (!a->prompt[0] || strspn(a->prompt, " \t\r\n") == strlen(a->prompt))
+    return osp_fail(OSP_ERR_ARGUMENT, "--prompt is empty: say what the video should show");
+  OSP_TRY(a->format ? osp_video_format_parse(a->format, format) : osp_video_format_guess(a->output, format));
+  char copy[4096];
+  snprintf(copy, sizeof copy, "%s", a->output);
+  const size_t n = strlen(copy);
+  if (n > 1 && copy[n - 1] == '/') copy[n - 1] = '\0';
+  const char *folder = dirname(copy);
+  if (access(folder, W_OK) != 0)
+    return osp_fail(OSP_ERR_IO, "%s: cannot write into the folder '%s': %s", a->output, folder, strerror(errno));
+  return OSP_OK;
+}
+
+static int run(const cli_command *command, const generate_arguments *a) {
+  osp_video_format format;
+  osp_device device;
+  osp_status status = check_request(a, &format);
+  if (status == OSP_OK) status = cli_parse_device(a->device, OSP_CPU, &device);
+  if (status != OSP_OK) return cli_failure(status);
+  char builtin[4200];
+  builtin_model(builtin, sizeof builtin);
+  osp_t2v_model model;
+  status = osp_t2v_model_load(a->model ? a->model : builtin, device, a->schedule, &model);
+  if (status != OSP_OK) return cli_failure(status);
+  osp_t2v_settings settings = model.defaults;
+  uint64_t seed = 0;
+  int rc = read_settings(command, a, &settings, &seed);
+  osp_frames video = {0};
+  osp_t2v_timing timing;
+  if (!rc) status = osp_t2v_generate(&model, a->prompt, a->negative, &settings, seed, show_progress, (void *)&a->quiet,
+                                     &video, &timing);
+  if (!rc && status == OSP_OK) status = osp_video_write(a->output, format, settings.fps, &video);
+  if (!rc && status == OSP_OK)
+    printf("wrote %s: %lld frames of %lld x %lld at %g fps (%s, seed %llu) in %.2f s: %d steps of %.3f s, "
+           "text %.3f s, decode %.3f s\n",
+           a->output, (long long)video.frames, (long long)video.width, (long long)video.height, settings.fps,
+           osp_video_format_name(format), (unsigned long long)seed, timing.total_seconds, settings.steps,
+           timing.sampling_seconds / settings.steps, timing.text_seconds, timing.decode_seconds);
+  osp_frames_free(&video);
+  osp_t2v_model_free(&model);
+  if (rc) return rc;
+  return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+}
+
+int cmd_generate(int argc, char **argv) {
+  generate_arguments a = {.negative = "", .output = "osp-video.mp4"};
+  cli_option options[] = {
+      {"--prompt", "-p", "TEXT", "what the video shows (required)", &a.prompt, NULL},
+      {"--negative-prompt", "-n", "TEXT", "the unconditional pass's prompt (default: empty)", &a.negative, NULL},
+      {"--output", "-o", "PATH", "where the video goes (default osp-video.mp4); .mp4, .gif, or a folder of PNG frames",
+       &a.output, NULL},
+      {"--format", NULL, "mp4|gif|png", "the file format (default: from the output's extension)", &a.format, NULL},
+      {"--model", NULL, "DIR", "a model folder with model.json (default: the built-in shapes model, models/shapes)",
+       &a.model, NULL},
+      {"--device", NULL, "cpu|cuda", "where the DiT runs (default cpu)", &a.device, NULL},
+      {"--seed", NULL, "N", "the noise's seed (default 0): the same video on every device, up to bf16 rounding",
+       &a.seed, NULL},
+      {"--steps", NULL, "N", "sampling steps (default: the model's; built-in 25)", &a.steps, NULL},
+      {"--sampler", NULL, "unipc|euler", "the flow-matching sampler (default: the model's; built-in unipc)", &a.sampler, NULL},
+      {"--guidance", NULL, "G", "classifier-free guidance scale, 1 = none (default: the model's; built-in 5)",
+       &a.guidance, NULL},
+      {"--shift", NULL, "S", "the timestep shift (default: the model's; built-in 3)", &a.shift, NULL},
+      {"--frames", NULL, "N", "frames (default: the model's; built-in 8)", &a.frames, NULL},
+      {"--height", NULL, "PX", "height in pixels (default: the model's; built-in 32)", &a.height, NULL},
+      {"--width", NULL, "PX", "width in pixels (default: the model's; built-in 32)", &a.width, NULL},
+      {"--fps", NULL, "N", "frames per second of the file (default: the model's; built-in 8)", &a.fps, NULL},
+      {"--schedule", NULL, "SPEC", "each block's attention, e.g. full or full,token,group,... (default: the "
+                                   "model's; built-in full,token,group,token,group,full)", &a.schedule, NULL},
+      {"--quiet", "-q", NULL, "no progress line", NULL, &a.quiet},
+      {0},
+  };
+  cli_command command = {
+      .name = "generate",
+      .usage = "osp generate -p \"a red circle moving right on a blue background\" [-o out.mp4] [options]",
+      .summary = "Generates a video from a prompt.",
+      .details = "Encodes the prompt, samples the DiT's flow from seeded noise (classifier-free guidance with\n"
+                 "the conditional and unconditional passes in one batch) and writes the frames. Progress\n"
+                 "goes to stderr; a summary line with the time per step goes to stdout. The built-in model\n"
+                 "knows the words of its captions (\"a small|large <colour> circle|square|triangle <motion> on\n"
+                 "a <colour> background\"); other words get a warning and are ignored in meaning.",
+      .options = options,
+  };
+  int rc = cli_parse(&command, argc, argv);
+  if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+  if (!a.prompt) return cli_usage_error(&command, "missing --prompt TEXT");
+  return run(&command, &a);
+}
