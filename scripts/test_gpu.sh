@@ -154,6 +154,26 @@ print(f"training on cuda: {int(ok) + int(fell <= 0.6)} passed, {int(not ok) + in
 PY
 }
 run compare_training
+
+# A seed gives the same video on the CPU and the GPU, up to bf16 rounding: the built-in model's
+# first 8 train prompts generated on both (10 steps; the noise is drawn on the host from the seed)
+# and measured by ShapesBench; at least 80% of the (video, attribute) measurements must agree
+# (bf16's rounding moves an object's edge by a pixel here and there, which can flip a borderline
+# measurement).
+for device in cpu cuda; do
+  run "$build/osp" eval --model models/shapes --device $device --split train --count 8 --steps 10 --json "$dir/eval-$device.json"
+done
+compare_devices() {
+  python3 - "$dir/eval-cpu.json" "$dir/eval-cuda.json" <<'PY'
+import json, sys
+cpu, cuda = (json.load(open(p))["results"] for p in sys.argv[1:])
+pairs = [(a["measured"][k], b["measured"][k]) for a, b in zip(cpu, cuda) for k in a["measured"]]
+agree = sum(x == y for x, y in pairs) / len(pairs)
+print(f"osp generate, cpu vs cuda, same seeds: {agree:.1%} of {len(pairs)} measurements agree (at least 80%)")
+print(f"same video on both devices: {int(agree >= 0.8)} passed, {int(agree < 0.8)} failed")
+PY
+}
+run compare_devices
 rm -rf "$dir"
 
 echo
