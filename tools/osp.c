@@ -26,7 +26,7 @@ static void print_help(FILE *out) {
           "commands:\n",
           OSP_VERSION);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
   fprintf(out,
           "\n'osp COMMAND --help' describes a command. OSP_LOG=debug|info|warn|error sets the log "
           "level; OMP_NUM_THREADS the CPU threads.\n");
