@@ -146,6 +146,7 @@ osp_status osp_clip_grad_norm(osp_tensor *const *grads, int count, double max_no
                               double *total_norm) {
   ops_call call = OPS_CALL("osp_clip_grad_norm");
   OSP_TRY(check_clip_operands(&call, grads, count, max_norm));
+  OSP_TRY(ops_check_backend(&call)); /* a device this build has no kernels for */
 
   double squares = 0.0;
   for (int i = 0; i < count; i++) {
