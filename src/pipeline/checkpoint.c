@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/safetensors.h"
 #include "core/status.h"
 #include "pipeline/checkpoint.h"
@@ -94,16 +95,6 @@ static osp_status make_folder(const char *path) {
   return osp_fail(OSP_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
 }
 
-/* Removes a folder of plain files (a partial checkpoint left by a crash). */
-static void remove_folder(const char *path) {
-  DIR *dir = opendir(path);
-  if (!dir) return;
-  char file[PATH_BYTES];
-  for (struct dirent *e; (e = readdir(dir));)
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") && join(file, path, e->d_name) == OSP_OK) unlink(file);
-  closedir(dir);
-  rmdir(path);
-}
 
 static osp_status write_folder(const char *partial, const parameter_lists *p, const osp_train_state *state) {
   char file[PATH_BYTES];
@@ -128,15 +119,15 @@ osp_status osp_checkpoint_save(const char *output, const osp_train_tensors *tens
   OSP_TRY(join(partial, output, name));
   if (snprintf(path, path_size, "%s/step-%lld", output, (long long)state->step) >= (int)path_size)
     return osp_fail(OSP_ERR_ARGUMENT, "%s: path too long", output);
-  remove_folder(partial);
+  osp_remove_folder(partial);
   parameter_lists p;
   OSP_TRY(list_all(tensors, &p));
   osp_status status = write_folder(partial, &p, state);
   free_lists(&p);
-  if (status == OSP_OK) remove_folder(path); /* a checkpoint of this step from an earlier run */
+  if (status == OSP_OK) osp_remove_folder(path); /* a checkpoint of this step from an earlier run */
   if (status == OSP_OK && rename(partial, path) != 0)
     status = osp_fail(OSP_ERR_IO, "%s: cannot rename %s to it: %s", path, partial, strerror(errno));
-  if (status != OSP_OK) remove_folder(partial);
+  if (status != OSP_OK) osp_remove_folder(partial);
   return status;
 }
 

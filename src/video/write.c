@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/files.h"
 #include "core/status.h"
 #include "video/video_internal.h"
 
@@ -49,19 +50,6 @@ static osp_status name_outputs(const char *path, char *target, char *partial, ch
   return OSP_OK;
 }
 
-/* Removes a folder of plain files (our partial or replaced output); absent is fine. */
-static void remove_folder(const char *path) {
-  DIR *dir = opendir(path);
-  if (!dir) return;
-  char file[PATH_BYTES];
-  for (struct dirent *e; (e = readdir(dir));)
-    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-        snprintf(file, sizeof file, "%s/%s", path, e->d_name) < (int)sizeof file)
-      unlink(file);
-  closedir(dir);
-  rmdir(path);
-}
-
 /* What is at the path may be replaced: nothing, a file for MP4 and GIF, a folder holding only
  * frame_*.png files for PNG. Checked before encoding, so that a refusal costs nothing. */
 static osp_status check_replaceable(const char *target, osp_video_format format) {
@@ -86,7 +74,7 @@ static osp_status check_replaceable(const char *target, osp_video_format format)
 
 /* A fresh, empty partial folder for the PNG frames. */
 static osp_status make_partial_folder(const char *partial, const char *path) {
-  remove_folder(partial); /* left by a crash */
+  osp_remove_folder(partial); /* left by a crash */
   if (mkdir(partial, 0777) != 0)
     return osp_fail(OSP_ERR_IO, "%s: cannot create the folder %s: %s", path, partial, strerror(errno));
   return OSP_OK;
@@ -98,7 +86,7 @@ static osp_status put_in_place(const char *partial, const char *target, const ch
   struct stat st;
   const bool replace_folder = format == OSP_VIDEO_PNG && stat(target, &st) == 0;
   if (replace_folder) {
-    remove_folder(aside); /* left by a crash */
+    osp_remove_folder(aside); /* left by a crash */
     if (rename(target, aside) != 0)
       return osp_fail(OSP_ERR_IO, "%s: cannot move the old frames aside to %s: %s", target, aside, strerror(errno));
   }
@@ -107,7 +95,7 @@ static osp_status put_in_place(const char *partial, const char *target, const ch
     if (replace_folder) rename(aside, target);
     return osp_fail(OSP_ERR_IO, "%s: cannot rename %s to it: %s", target, partial, strerror(error));
   }
-  if (replace_folder) remove_folder(aside);
+  if (replace_folder) osp_remove_folder(aside);
   return OSP_OK;
 }
 
@@ -120,7 +108,7 @@ osp_status osp_video_write(const char *path, osp_video_format format, double fps
   osp_status status = format == OSP_VIDEO_PNG ? make_partial_folder(partial, path) : OSP_OK;
   if (status == OSP_OK) status = video_encode(partial, path, format, fps, video);
   if (status == OSP_OK) status = put_in_place(partial, target, aside, format);
-  if (status != OSP_OK && format == OSP_VIDEO_PNG) remove_folder(partial);
+  if (status != OSP_OK && format == OSP_VIDEO_PNG) osp_remove_folder(partial);
   if (status != OSP_OK && format != OSP_VIDEO_PNG) unlink(partial);
   return status;
 }
