@@ -55,6 +55,17 @@ static inline osp_status find_tensor(const test_case *c, const char *name, const
   return OSP_OK;
 }
 
+/* A float64 scalar of the case: exactly the Python float the reference was given. */
+static inline osp_status load_f64(test_case *c, const char *name, double *value) {
+  const osp_st_entry *entry;
+  OSP_TRY(find_tensor(c, name, &entry));
+  if (entry->dtype != OSP_ST_F64 || osp_st_numel(entry) != 1)
+    return osp_fail(OSP_ERR_FORMAT, "%s: tensor '%s' is not a single F64 value", c->file.path,
+                    name);
+  memcpy(value, entry->data, sizeof *value);
+  return OSP_OK;
+}
+
 /* Tensor `name` of the case as a contiguous float32 CPU tensor (any stored dtype converted). */
 static inline osp_status load_f32(test_case *c, const char *name, osp_tensor *out) {
   const osp_st_entry *entry;

@@ -27,17 +27,6 @@ typedef struct {
 static const tensor_names NAMES[] = {TENSOR_NAMES(0), TENSOR_NAMES(1), TENSOR_NAMES(2)};
 enum { MAX_TENSORS = sizeof NAMES / sizeof NAMES[0] };
 
-/* A float64 scalar of the case: exactly the Python float torch was given. */
-static osp_status load_f64(test_case *c, const char *name, double *value) {
-  const osp_st_entry *entry;
-  OSP_TRY(find_tensor(c, name, &entry));
-  if (entry->dtype != OSP_ST_F64 || osp_st_numel(entry) != 1)
-    return osp_fail(OSP_ERR_FORMAT, "%s: tensor '%s' is not a single F64 value", c->file.path,
-                    name);
-  memcpy(value, entry->data, sizeof *value);
-  return OSP_OK;
-}
-
 static osp_status new_zeros(test_case *c, const osp_tensor *like, osp_tensor *out) {
   OSP_TRY(new_output(c, like->ndim, like->shape, out));
   memset(out->data, 0, osp_tensor_bytes(out));

@@ -14,17 +14,6 @@
 #include "ref_case.h"
 #include "sample/sampler.h"
 
-/* A float64 scalar of the case: exactly the Python float diffusers was given. */
-static osp_status load_f64(test_case *c, const char *name, double *value) {
-  const osp_st_entry *entry;
-  OSP_TRY(find_tensor(c, name, &entry));
-  if (entry->dtype != OSP_ST_F64 || osp_st_numel(entry) != 1)
-    return osp_fail(OSP_ERR_FORMAT, "%s: tensor '%s' is not a single F64 value", c->file.path,
-                    name);
-  memcpy(value, entry->data, sizeof *value);
-  return OSP_OK;
-}
-
 /* Row i of a [N, ...] stack as a tensor of the sample's shape. */
 static osp_tensor row_of(const osp_tensor *stack, int i, const osp_tensor *sample) {
   return osp_tensor_make((float *)stack->data + (int64_t)i * osp_tensor_numel(sample), OSP_F32,
