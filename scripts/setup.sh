@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what OSP needs on a fresh Debian machine. Idempotent: a second run only checks.
-#   scripts/setup.sh          build dependencies (compiler, CMake, OpenBLAS, OpenMP, jansson, FFmpeg)
+#   scripts/setup.sh          build dependencies (compiler, CMake, OpenBLAS, OpenMP, jansson, FFmpeg,
+#                             Open MPI)
 #   scripts/setup.sh --test   also the test dependencies: clang (sanitizers, libFuzzer) and a Python
 #                             venv with torch, diffusers, transformers and safetensors for the
 #                             reference tests, cached in $OSP_VENV (default ~/.cache/osp-venv)
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config libopenblas-openmp-dev libjansson-dev
-          libavcodec-dev libavformat-dev libavutil-dev libswscale-dev)
+          libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libopenmpi-dev openmpi-bin)
 [ "${1:-}" = "--test" ] && packages+=(clang libclang-rt-dev python3 python3-venv)
 
 missing=()

@@ -58,6 +58,8 @@ for pair in $ref_tests; do
   suite "${cases//_/ } references (PyTorch)" "$python" tests/ref/make_${cases}_cases.py build/ref/$cases
 done
 suite "unit tests" unit_tests build
+suite "communicator on 2, 3 and 4 MPI ranks" tests/parallel/run_mpi.sh build
+suite "sequence parallelism over MPI ranks (Ulysses, SSP, CFG parallel; CPU)" "$python" tests/parallel/sp_parity.py build/osp build/ref/sp
 suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp build/ref/parity
 suite "DiT gradients against PyTorch autograd" "$python" tests/ref/dit_grad_parity.py build/osp build/ref/grad_parity
 suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse

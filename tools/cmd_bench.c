@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_ranks.h"
 #include "commands.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -22,12 +23,13 @@
 #include "sparse/plan.h"
 
 typedef struct {
-  const char *device, *preset, *resolutions, *schedules, *json, *repeat;
+  const char *device, *preset, *resolutions, *schedules, *json, *repeat, *sp;
   long long repeat_count; /* --repeat, parsed */
-  int skip_ops, skip_forward, train;
+  int skip_ops, skip_forward, train, cfg_parallel;
 } bench_arguments;
 
 typedef struct {
+  const cli_ranks *ranks; /* the forwards run over them; rank 0 alone reports */
   osp_device device;
   int repeat;
   double peak_flops, peak_bytes; /* measured: per second */
@@ -37,13 +39,18 @@ typedef struct {
 /* One row of the report: time per call, and what it achieved against the measured peak. */
 static void report(bench *b, const char *section, const char *name, double seconds, double flops,
                    double bytes) {
+  if (b->ranks->rank != 0) return;
   const double tflops = flops / seconds * 1e-12, gbs = bytes / seconds * 1e-9;
+  /* communication moves bytes between devices: no device peak to hold it against */
+  const bool has_peak = strcmp(section, "comm") != 0;
   const double fraction = flops > 0 ? flops / seconds / b->peak_flops : bytes > 0 ? bytes / seconds / b->peak_bytes : 0;
   printf("%-9s %-48s %11.3f ms", section, name, seconds * 1e3);
   if (flops > 0)
     printf(" %9.1f TFLOP/s %6.1f%% of peak", tflops, 100 * fraction);
-  else if (bytes > 0)
+  else if (bytes > 0 && has_peak)
     printf(" %9.1f GB/s    %6.1f%% of peak", gbs, 100 * fraction);
+  else if (bytes > 0)
+    printf(" %9.1f GB/s sent, %.1f MB", gbs, bytes * 1e-6);
   printf("\n");
   fflush(stdout);
   json_array_append_new(b->results,
@@ -392,29 +399,50 @@ static osp_status random_host(int ndim, const int64_t *shape, uint32_t stream, o
   return OSP_OK;
 }
 
+/* The time rank 0 spent in the sequence group's collectives during the timed forward, and the
+ * bytes it sent (GB/s: sent bytes over that time). */
+static void report_communication(bench *b, const resolution *r, const char *schedule) {
+  double seconds = 0, bytes = 0;
+  for (int k = 0; k < OSP_COLLECTIVE_COUNT; k++) {
+    const osp_comm_counter c = osp_comm_counter_of(b->ranks->split.sequence, (osp_collective)k);
+    seconds += c.seconds;
+    bytes += (double)c.bytes_sent;
+  }
+  char name[160];
+  snprintf(name, sizeof name, "%s %s: communication, rank 0 of %d (%s%s)", r->name, schedule, b->ranks->size,
+           b->ranks->split.mode == OSP_SP_SSP ? "ssp" : "ulysses", b->ranks->split.batch ? ", cfg" : "");
+  if (seconds > 0) report(b, "comm", name, seconds, 0, bytes);
+}
+
 static osp_status bench_forward(bench *b, const osp_dit *dit, const resolution *r, const char *schedule) {
   osp_dit scheduled = *dit;
   OSP_TRY(osp_config_set_schedule("--schedule", schedule, &scheduled.config));
   const osp_model_config *c = &scheduled.config;
-  const int64_t latent[5] = {1, c->in_channels, r->latent[0], r->latent[1], r->latent[2]};
-  const int64_t out[5] = {1, c->out_channels, r->latent[0], r->latent[1], r->latent[2]};
+  const int64_t B = b->ranks->split.batch ? 2 : 1; /* CFG parallelism: the guided pair */
+  const int64_t latent[5] = {B, c->in_channels, r->latent[0], r->latent[1], r->latent[2]};
+  const int64_t out[5] = {B, c->out_channels, r->latent[0], r->latent[1], r->latent[2]};
   const int64_t grid[3] = {r->latent[0] / c->patch_size[0], r->latent[1] / c->patch_size[1], r->latent[2] / c->patch_size[2]};
   osp_tensor latents = {0}, context = {0}, timestep = {0}, velocity = {0};
   osp_status status = random_host(5, latent, 1, &latents);
-  if (status == OSP_OK) status = random_host(3, (int64_t[]){1, 512, c->text_dim}, 2, &context);
-  if (status == OSP_OK) status = random_host(1, (int64_t[]){1}, 3, &timestep);
+  if (status == OSP_OK) status = random_host(3, (int64_t[]){B, 512, c->text_dim}, 2, &context);
+  if (status == OSP_OK) status = random_host(1, (int64_t[]){B}, 3, &timestep);
   if (status == OSP_OK) status = random_host(5, out, 4, &velocity);
-  if (status == OSP_OK) ((float *)timestep.data)[0] = 500.0f;
+  for (int64_t i = 0; status == OSP_OK && i < B; i++) ((float *)timestep.data)[i] = 500.0f;
   osp_dit_timing *timing = calloc(1, sizeof *timing);
   if (!timing && status == OSP_OK) status = osp_fail(OSP_ERR_MEMORY, "bench: no memory for timings");
-  /* a warm-up forward (plans, library handles), then the timed one */
-  if (status == OSP_OK) status = osp_dit_forward(&scheduled, &latents, &timestep, &context, &velocity);
-  if (status == OSP_OK) status = osp_dit_forward_timed(&scheduled, &latents, &timestep, &context, &velocity, timing);
+  /* a warm-up forward (plans, library handles), then the timed one, its communication timed alone */
+  const osp_dit_parallel *split = &b->ranks->split;
+  osp_comm *sequence = split->sequence;
+  if (status == OSP_OK) status = osp_dit_forward_parallel(&scheduled, split, &latents, &timestep, &context, &velocity, NULL);
+  osp_comm_reset_counters(sequence);
+  osp_comm_set_timing(sequence, true);
+  if (status == OSP_OK) status = osp_dit_forward_parallel(&scheduled, split, &latents, &timestep, &context, &velocity, timing);
+  osp_comm_set_timing(sequence, false);
   if (status == OSP_OK) {
     double by_pattern[OSP_PATTERN_COUNT] = {0}, flops_by_pattern[OSP_PATTERN_COUNT] = {0}, flops = 0;
     int count[OSP_PATTERN_COUNT] = {0};
     for (int i = 0; i < c->num_layers; i++) {
-      const osp_dit_flops f = osp_dit_block_flops(c, i, 1, grid, 512);
+      const osp_dit_flops f = osp_dit_block_flops(c, i, B, grid, 512);
       by_pattern[c->schedule[i]] += timing->block_seconds[i];
       flops_by_pattern[c->schedule[i]] += f.self_attention + f.rest;
       count[c->schedule[i]]++;
@@ -425,12 +453,13 @@ static osp_status bench_forward(bench *b, const osp_dit *dit, const resolution *
     for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
       if (!count[k]) continue;
       snprintf(name, sizeof name, "%s %s: one %s block (mean of %d)", r->name, schedule, pattern_names[k], count[k]);
-      report(b, "block", name, by_pattern[k] / count[k], flops_by_pattern[k] / count[k], 0);
+      report(b, "block", name, by_pattern[k] / count[k], flops_by_pattern[k] / count[k] / b->ranks->size, 0);
     }
     snprintf(name, sizeof name, "%s %s: layout changes", r->name, schedule);
     report(b, "forward", name, timing->layout_seconds, 0, 0);
+    if (b->ranks->size > 1) report_communication(b, r, schedule);
     snprintf(name, sizeof name, "%s %s: %d-block forward", r->name, schedule, c->num_layers);
-    report(b, "forward", name, timing->total_seconds, flops, 0);
+    report(b, "forward", name, timing->total_seconds, flops / b->ranks->size, 0);
   }
   free(timing);
   free(latents.data);
@@ -576,28 +605,31 @@ static osp_status write_json(const char *path, const bench *b, const char *model
   return OSP_OK;
 }
 
-static osp_status run(const bench_arguments *a) {
-  bench b = {.repeat = (int)a->repeat_count};
-  OSP_TRY(cli_parse_device(a->device, OSP_CUDA, &b.device));
+static osp_status run(const bench_arguments *a, const cli_ranks *ranks, osp_device device) {
+  bench b = {.repeat = (int)a->repeat_count, .ranks = ranks, .device = device};
+  const bool alone = ranks->size == 1, speak = ranks->rank == 0;
   const char *model = a->preset ? a->preset : "wan2.1-t2v-14b";
   osp_model_config config;
   OSP_TRY(osp_config_preset(model, &config));
   b.results = json_array();
-  printf("osp bench: %s on %s, %d calls per op\n", model, b.device == OSP_CUDA ? "cuda" : "cpu", b.repeat);
+  if (speak) printf("osp bench: %s on %s, %d calls per op\n", model, b.device == OSP_CUDA ? "cuda" : "cpu", b.repeat);
+  if (speak && !alone)
+    printf("%d ranks: forwards only (the ops and training sections run on one rank); TFLOP/s and the "
+           "fraction of the peak are per GPU\n", ranks->size);
   osp_status status = measure_peak(&b);
   run_context r = {.b = &b, .a = a, .config = &config};
-  if (status == OSP_OK && !a->skip_ops) status = for_each_item(a->resolutions, ops_at, &r);
-  if (status == OSP_OK && a->train) status = for_each_item(a->resolutions, training_at, &r);
+  if (status == OSP_OK && !a->skip_ops && alone) status = for_each_item(a->resolutions, ops_at, &r);
+  if (status == OSP_OK && a->train && alone) status = for_each_item(a->resolutions, training_at, &r);
   osp_dit dit = {0};
   if (status == OSP_OK && !a->skip_forward) {
     const double start = osp_seconds();
     status = osp_dit_init_random(&config, 1, b.device, &dit);
-    if (status == OSP_OK) printf("random %s weights on the device in %.1f s\n", model, osp_seconds() - start);
+    if (status == OSP_OK && speak) printf("random %s weights on the device in %.1f s\n", model, osp_seconds() - start);
     r.dit = &dit;
     if (status == OSP_OK) status = for_each_item(a->resolutions, forwards_at, &r);
-    printf("peak device memory: %.2f GiB\n", osp_device_peak_bytes(b.device) / 1073741824.0);
+    if (speak) printf("peak device memory: %.2f GiB\n", osp_device_peak_bytes(b.device) / 1073741824.0);
   }
-  if (status == OSP_OK && a->json) status = write_json(a->json, &b, model);
+  if (status == OSP_OK && a->json && speak) status = write_json(a->json, &b, model);
   osp_dit_free(&dit);
   json_decref(b.results);
   return status;
@@ -616,6 +648,9 @@ int cmd_bench(int argc, char **argv) {
       {"--train", NULL, NULL, "also time one block's training forward + backward (full, full checkpointed, "
                               "Skiparse) and report MFU and the step's activation memory", NULL, &a.train},
       {"--json", NULL, "FILE", "also write every number as JSON", &a.json, NULL},
+      {"--sp", NULL, "ulysses|ssp", "under mpirun -np N (one rank per GPU): how Skiparse blocks split the sequence "
+                                    "(default ssp; full blocks run Ulysses); forwards only", &a.sp, NULL},
+      {"--cfg-parallel", NULL, NULL, "under mpirun: the batch over two halves of the ranks", NULL, &a.cfg_parallel},
       {0},
   };
   cli_command command = {
@@ -634,6 +669,12 @@ int cmd_bench(int argc, char **argv) {
   if (a.repeat && (rc = cli_parse_count(&command, "--repeat", a.repeat, &a.repeat_count))) return rc;
   if (a.repeat_count < 1 || a.repeat_count > 1000000)
     return cli_usage_error(&command, "--repeat expects 1 to 1000000 calls, found %lld", a.repeat_count);
-  osp_status status = run(&a);
-  return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+  cli_ranks ranks = {0};
+  osp_device device;
+  osp_status status = cli_parse_device(a.device, OSP_CUDA, &device);
+  if (status == OSP_OK) status = cli_ranks_start(a.sp, a.cfg_parallel, device, &ranks);
+  if (status == OSP_OK) status = run(&a, &ranks, device);
+  rc = status == OSP_OK ? CLI_EXIT_OK : cli_ranks_failure(&ranks, status);
+  cli_ranks_finish(&ranks);
+  return rc;
 }

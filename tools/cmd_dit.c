@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_ranks.h"
 #include "commands.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -21,8 +22,8 @@
 
 typedef struct {
   const char *weights, *config, *preset, *random_seed, *inputs, *random_inputs, *output;
-  const char *schedule, *sparse_ratio, *device, *grad_output;
-  int verbose, checkpoint;
+  const char *schedule, *sparse_ratio, *device, *grad_output, *sp;
+  int verbose, checkpoint, cfg_parallel;
 } dit_arguments;
 
 typedef struct {
@@ -169,6 +170,41 @@ static void print_flops(const osp_model_config *config, const dit_inputs *in, co
          (attention + rest) / (dense_attention + dense_rest), (dense_attention + dense_rest) / (attention + rest));
 }
 
+/* What each block sent to other ranks, summed over all of them, and each collective's totals:
+ * every rank's counters (int64, exact) gathered, then added up. */
+static osp_status print_traffic(const osp_model_config *config, const cli_ranks *r, const osp_dit_timing *t) {
+  enum { WIDTH = OSP_MAX_LAYERS + 2 * OSP_COLLECTIVE_COUNT };
+  int64_t mine[WIDTH] = {0}, *all = calloc((size_t)r->size * WIDTH, sizeof *all), total[WIDTH] = {0};
+  if (!all) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+  const int layers = config->num_layers;
+  memcpy(mine, t->block_bytes, sizeof t->block_bytes);
+  osp_comm *groups[2] = {r->split.sequence, r->split.batch};
+  for (int k = 0; k < OSP_COLLECTIVE_COUNT; k++)
+    for (int g = 0; g < 2 && groups[g]; g++) {
+      const osp_comm_counter c = osp_comm_counter_of(groups[g], (osp_collective)k);
+      mine[OSP_MAX_LAYERS + 2 * k] += c.bytes_sent;
+      mine[OSP_MAX_LAYERS + 2 * k + 1] += c.calls;
+    }
+  int64_t bytes[OSP_MAX_RANKS], offset[OSP_MAX_RANKS];
+  for (int q = 0; q < r->size; q++) {
+    bytes[q] = (int64_t)sizeof mine;
+    offset[q] = q * (int64_t)sizeof mine;
+  }
+  osp_status status = osp_comm_all_gather(r->world, mine, sizeof mine, all, bytes, offset);
+  for (int q = 0; status == OSP_OK && q < r->size; q++)
+    for (int i = 0; i < WIDTH; i++) total[i] += all[q * WIDTH + i];
+  free(all);
+  if (status != OSP_OK || r->rank != 0) return status;
+  printf("%5s %-7s %16s\n", "block", "pattern", "bytes sent");
+  for (int i = 0; i < layers; i++)
+    printf("%5d %-7s %16lld\n", i, (const char *[]){"full", "token", "group"}[config->schedule[i]],
+           (long long)total[i]);
+  for (int k = 0; k < OSP_COLLECTIVE_COUNT; k++)
+    printf("%-10s %6lld calls per rank %16lld bytes sent (all %d ranks)\n", osp_collective_name((osp_collective)k),
+           (long long)(total[OSP_MAX_LAYERS + 2 * k + 1] / r->size), (long long)total[OSP_MAX_LAYERS + 2 * k], r->size);
+  return OSP_OK;
+}
+
 static void print_timing(const osp_model_config *config, const dit_inputs *in, const int64_t grid[3],
                          const osp_dit_timing *t) {
   const int64_t B = in->latents.shape[0], L = in->context.shape[1];
@@ -273,7 +309,7 @@ static osp_status run_backward(const dit_arguments *a, const osp_dit *dit, const
   return status;
 }
 
-static osp_status run(const dit_arguments *a) {
+static osp_status run(const dit_arguments *a, const cli_ranks *ranks) {
   osp_model_config config;
   OSP_TRY(choose_config(a, &config));
   OSP_TRY(check_output_directory(a->output));
@@ -295,18 +331,20 @@ static osp_status run(const dit_arguments *a) {
   }
   int64_t grid[3] = {0};
   for (int d = 0; status == OSP_OK && d < 3; d++) grid[d] = in.latents.shape[2 + d] / config.patch_size[d];
-  if (status == OSP_OK && a->verbose) print_flops(&config, &in, grid);
+  if (status == OSP_OK && a->verbose && ranks->rank == 0) print_flops(&config, &in, grid);
   if (status == OSP_OK && a->grad_output) {
     status = run_backward(a, &dit, &in, &velocity);
   } else if (status == OSP_OK) {
     osp_dit_timing timing;
-    status = osp_dit_forward_timed(&dit, &in.latents, &in.timestep, &in.context, &velocity, &timing);
-    osp_info("dit forward: %d layers, latents [%lld, %lld, %lld, %lld, %lld], %.3f s", config.num_layers,
+    status = osp_dit_forward_parallel(&dit, &ranks->split, &in.latents, &in.timestep, &in.context, &velocity, &timing);
+    if (status == OSP_OK)
+      osp_info("dit forward: %d layers, latents [%lld, %lld, %lld, %lld, %lld], %.3f s", config.num_layers,
              (long long)in.latents.shape[0], (long long)in.latents.shape[1], (long long)in.latents.shape[2],
              (long long)in.latents.shape[3], (long long)in.latents.shape[4], timing.total_seconds);
-    if (status == OSP_OK && a->verbose) print_timing(&config, &in, grid, &timing);
+    if (status == OSP_OK && a->verbose && ranks->rank == 0) print_timing(&config, &in, grid, &timing);
+    if (status == OSP_OK && a->verbose && ranks->size > 1) status = print_traffic(&config, ranks, &timing);
   }
-  if (status == OSP_OK && !a->grad_output) status = write_velocity(a->output, &velocity);
+  if (status == OSP_OK && !a->grad_output && ranks->rank == 0) status = write_velocity(a->output, &velocity);
   free(velocity.data);
   osp_dit_free(&dit);
   free_inputs(&in);
@@ -334,7 +372,12 @@ int cmd_dit(int argc, char **argv) {
                                                "and every parameter's gradient, under the weights' own names", &a.grad_output, NULL},
       {"--checkpoint", NULL, NULL, "with --grad-output: keep only each block's input and recompute the block in the "
                                    "backward (activation checkpointing)", NULL, &a.checkpoint},
-      {"--verbose", "-v", NULL, "print the schedule, the FLOPs of each block and where the time went", NULL, &a.verbose},
+      {"--sp", NULL, "ulysses|ssp", "under mpirun -np N: how Skiparse blocks split the sequence over the ranks "
+                                    "(default ssp; full blocks always run Ulysses)", &a.sp, NULL},
+      {"--cfg-parallel", NULL, NULL, "under mpirun: split the batch over two halves of the ranks (the conditional "
+                                     "and unconditional passes of classifier-free guidance)", NULL, &a.cfg_parallel},
+      {"--verbose", "-v", NULL, "print the schedule, the FLOPs of each block, where the time went and, over "
+                                "several ranks, the bytes each block sent", NULL, &a.verbose},
       {"--output", "-o", "O.safetensors", "where to write velocity [B,16,F,H,W] (float32)", &a.output, NULL},
       {0},
   };
@@ -352,7 +395,9 @@ int cmd_dit(int argc, char **argv) {
                  "With --grad-output, the output holds `velocity`, `latents` (the gradient of the loss with\n"
                  "respect to the latents) and the gradient of every parameter under the weight file's own\n"
                  "tensor names (original Wan2.1 names with --random-weights), all float32; no gradient is\n"
-                 "computed for the timestep or the context.",
+                 "computed for the timestep or the context.\n"
+                 "Under mpirun -np N every rank reads the inputs and the weights, the forward is spread\n"
+                 "over the ranks (--sp, --cfg-parallel) and rank 0 writes the output.",
       .options = options,
   };
   int rc = cli_parse(&command, argc, argv);
@@ -364,6 +409,15 @@ int cmd_dit(int argc, char **argv) {
   if (!a.inputs == !a.random_inputs) return cli_usage_error(&command, "give exactly one of --inputs and --random-inputs");
   if (!a.output) return cli_usage_error(&command, "missing -o O.safetensors");
   if (a.checkpoint && !a.grad_output) return cli_usage_error(&command, "--checkpoint needs --grad-output");
-  osp_status status = run(&a);
-  return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+  cli_ranks ranks = {0};
+  osp_device device;
+  osp_status status = cli_parse_device(a.device, OSP_CPU, &device);
+  if (status == OSP_OK) status = cli_ranks_start(a.sp, a.cfg_parallel, device, &ranks);
+  if (status == OSP_OK && ranks.size > 1 && a.grad_output)
+    status = osp_fail(OSP_ERR_UNSUPPORTED, "--grad-output runs on one rank: the backward over several ranks is not "
+                                           "available yet");
+  if (status == OSP_OK) status = run(&a, &ranks);
+  rc = status == OSP_OK ? CLI_EXIT_OK : cli_ranks_failure(&ranks, status);
+  cli_ranks_finish(&ranks);
+  return rc;
 }

@@ -23,6 +23,12 @@ extern "C" {
 /* Selects the device, creates the stream and the library handles; later calls return at once.
  * Fails with OSP_ERR_UNSUPPORTED when there is no usable GPU. */
 osp_status osp_cuda_init(void);
+/* The GPU osp_cuda_init will use (device 0 unless chosen), for one process per GPU: call it
+ * before anything initialises the backend. Choosing another one afterwards fails. */
+osp_status osp_cuda_select_device(int ordinal);
+/* The backend's one stream, as a cudaStream_t, for libraries that take one (NCCL), after
+ * osp_cuda_init. */
+void *osp_cuda_stream_handle(void);
 /* The GPU's name, multiprocessor count and memory (bytes), after osp_cuda_init. */
 typedef struct {
   char name[128];

@@ -9,6 +9,7 @@ enum { MAX_ALLOCATIONS = 1024 };
 
 static struct {
   bool ready;
+  int ordinal; /* the device osp_cuda_init selects */
   cudaStream_t stream;
   float *scratch; /* OSP_CUDA_SCRATCH_FLOATS floats (common.cuh) */
   struct {
@@ -26,7 +27,23 @@ osp_status osp_cuda_fail(const char *what, cudaError_t error) {
 
 cudaStream_t osp_cuda_stream(void) { return state.stream; }
 
+void *osp_cuda_stream_handle(void) { return (void *)state.stream; }
+
 float *osp_cuda_scratch(void) { return state.scratch; }
+
+osp_status osp_cuda_select_device(int ordinal) {
+  if (state.ready && ordinal != state.ordinal)
+    return osp_fail(OSP_ERR_ARGUMENT,
+                    "cuda: selecting device %d: the backend already runs on device %d (select the "
+                    "device before the first CUDA call)", ordinal, state.ordinal);
+  int count = 0;
+  OSP_CUDA_TRY("cuda: counting devices", cudaGetDeviceCount(&count));
+  if (ordinal < 0 || ordinal >= count)
+    return osp_fail(OSP_ERR_ARGUMENT, "cuda: selecting device %d: this machine has devices 0 to %d",
+                    ordinal, count - 1);
+  state.ordinal = ordinal;
+  return OSP_OK;
+}
 
 osp_status osp_cuda_init(void) {
   if (state.ready) return OSP_OK;
@@ -35,7 +52,7 @@ osp_status osp_cuda_init(void) {
   if (error != cudaSuccess || count == 0)
     return osp_fail(OSP_ERR_UNSUPPORTED, "cuda: no usable GPU (%s)",
                     error != cudaSuccess ? cudaGetErrorString(error) : "no device found");
-  OSP_CUDA_TRY("cuda: selecting device 0", cudaSetDevice(0));
+  OSP_CUDA_TRY("cuda: selecting the device", cudaSetDevice(state.ordinal));
   OSP_CUDA_TRY("cuda: creating the stream", cudaStreamCreateWithFlags(&state.stream, cudaStreamNonBlocking));
   state.ready = true; /* osp_cuda_malloc calls back here */
   const osp_status status =
@@ -50,7 +67,7 @@ osp_status osp_cuda_init(void) {
 osp_status osp_cuda_device(osp_cuda_device_info *info) {
   OSP_TRY(osp_cuda_init());
   cudaDeviceProp prop;
-  OSP_CUDA_TRY("cuda: reading the device's properties", cudaGetDeviceProperties(&prop, 0));
+  OSP_CUDA_TRY("cuda: reading the device's properties", cudaGetDeviceProperties(&prop, state.ordinal));
   memset(info, 0, sizeof *info);
   memcpy(info->name, prop.name, sizeof info->name - 1);
   info->multiprocessors = prop.multiProcessorCount;

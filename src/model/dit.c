@@ -10,6 +10,7 @@
 #include "core/status.h"
 #include "model/dit_internal.h"
 #include "ops/ops.h"
+#include "parallel/sequence_parallel.h"
 #include "sparse/plan.h"
 
 /* Every activation of one forward, allocated from one arena on the DiT's device sized up front (the
@@ -41,6 +42,11 @@ typedef struct {
   osp_tensor out_tokens;           /* [B, N, out·pt·ph·pw] */
   osp_tensor attention_scratch;    /* u8 [osp_attention_scratch_bytes] */
   osp_dit_timing *timing;          /* NULL: not timed */
+  osp_comm *comm;                  /* the sequence-parallel group; NULL: this rank alone */
+  osp_sp_mode sp_mode;
+  osp_sp_plan sp;                  /* this rank's part (plan = sp.local) when comm is set */
+  osp_tensor local_patches;        /* [B·tokens, in·pt·ph·pw]: the patches of this rank's tokens */
+  osp_tensor gathered_tokens;      /* [B·N, out·pt·ph·pw]: every rank's head output */
 } activations;
 
 /* An input or output as the forward uses it: the caller's tensor where it already sits on the
@@ -59,10 +65,27 @@ typedef struct {
   osp_tensor *velocity;
 } forward_io;
 
+/* What a forward spread over ranks adds: its plan's buffers, the patches of this rank's tokens and
+ * the gathered head output. */
+static osp_status allocate_parallel(osp_arena *a, const osp_model_config *c, activations *act) {
+  const int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
+  const osp_layout *natural = &act->plan.layout[OSP_PATTERN_FULL];
+  const int64_t N = act->grid[0] * act->grid[1] * act->grid[2];
+  OSP_TRY(osp_sp_allocate(&act->sp, act->dtype, c->dim, act->device != OSP_CPU, a));
+  OSP_TRY(osp_arena_tensor(a, act->dtype, 2, (int64_t[]){natural->rows * natural->tokens, c->in_channels * patch},
+                           &act->local_patches));
+  return osp_arena_tensor(a, act->dtype, 2, (int64_t[]){act->batch * N, c->out_channels * patch},
+                          &act->gathered_tokens);
+}
+
 static osp_status allocate(osp_arena *host, osp_arena *a, const osp_dit *dit, const forward_io *io,
                            activations *act) {
   const osp_model_config *c = &dit->config;
   OSP_TRY(osp_sparse_plan_make(c, act->batch, act->grid, host, &act->plan));
+  if (act->comm) {
+    OSP_TRY(osp_sp_plan_make(act->comm, act->sp_mode, c, &act->plan, host, &act->sp));
+    act->plan = act->sp.local;
+  }
   if (act->device != OSP_CPU) OSP_TRY(dit_upload_plan(a, &act->plan));
   OSP_TRY(stage(a, io->latents, act, act->dtype, &act->latents));
   OSP_TRY(stage(a, io->timestep, act, OSP_F32, &act->timestep));
@@ -106,6 +129,7 @@ static osp_status allocate(osp_arena *host, osp_arena *a, const osp_dit *dit, co
   act->time.t_pre = act->time.t_act = act->time.e_act = e_hidden;
   act->text_embed.c_pre = act->text_embed.c_act;
   OSP_TRY(dit_allocate_rope(a, c, &act->plan, act->rope_cos, act->rope_sin));
+  if (act->comm) OSP_TRY(allocate_parallel(a, c, act));
   const int64_t scratch = (int64_t)osp_attention_scratch_bytes(act->device);
   return scratch ? osp_arena_tensor(a, OSP_U8, 1, &scratch, &act->attention_scratch) : OSP_OK;
 }
@@ -134,7 +158,8 @@ static osp_status change_layout(activations *act, osp_pattern to) {
   osp_tensor src = dit_in_layout(&act->x, &act->layout), dst = dit_in_layout(&act->x_spare, &act->plan.layout[to]);
   double start = 0, end = 0;
   if (act->timing) OSP_TRY(timed_now(act, &start));
-  OSP_TRY(osp_gather_rows(&src, &act->plan.gather[from][to], &dst));
+  if (act->plan.gather[from][to].ndim) OSP_TRY(osp_gather_rows(&src, &act->plan.gather[from][to], &dst));
+  else OSP_TRY(osp_sp_change_layout(&act->sp, from, to, &src, &dst));
   if (act->timing) OSP_TRY(timed_now(act, &end));
   if (act->timing) act->timing->layout_seconds += end - start;
   take_spare(act, to);
@@ -149,30 +174,66 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
   const osp_tensor x = dit_in_layout(&act->x, l), normed = dit_in_layout(&act->normed, l);
   const osp_tensor q = dit_in_layout(&act->q, l), attended = dit_in_layout(&act->attended, l);
   const osp_tensor projected = dit_in_layout(&act->projected, l), hidden = dit_in_layout(&act->hidden, l);
+  /* A layout change is the residual step's gather where it stays on this rank; else it follows. */
+  const bool moves_here = next != k && act->plan.gather[k][next].ndim;
   dit_block_tensors t = {
       .x_in = x, .x1 = x, .x2 = x, .n1 = normed, .n2 = normed, .n3 = normed,
       .q_pre = q, .q = q, .k_pre = dit_in_layout(&act->k, l), .k = dit_in_layout(&act->k, l),
       .v = dit_in_layout(&act->v, l), .a1 = attended, .a2 = attended, .cq_pre = q, .cq = q,
       .o1 = projected, .o2 = projected, .o3 = projected, .h_pre = hidden, .h = hidden,
-      .x_out = next == k ? x : dit_in_layout(&act->x_spare, &act->plan.layout[next]),
+      .x_out = moves_here ? dit_in_layout(&act->x_spare, &act->plan.layout[next]) : x,
       .ck_pre = act->context_k, .ck = act->context_k, .cv = act->context_v, .mod = act->mod,
       .context = &act->text_embed.context, .rope_cos = &act->rope_cos[k], .rope_sin = &act->rope_sin[k],
       .key_mask = act->plan.key_mask[k].data ? &act->plan.key_mask[k] : NULL,
-      .to_next = next == k ? NULL : &act->plan.gather[k][next],
+      .to_next = moves_here ? &act->plan.gather[k][next] : NULL,
+      .ulysses = act->comm && act->sp.band_split[k] ? &act->sp.ulysses[k] : NULL, .comm = act->comm,
       .scratch = act->attention_scratch.data ? &act->attention_scratch : NULL,
   };
   return t;
 }
 
 /* One block in its scheduled layout: the tokens move only when the pattern changes, inside the
- * residual step of the block before. */
+ * residual step of the block before (or right after it, where they move between ranks). */
 static osp_status run_block(const osp_dit *dit, int index, activations *act) {
   OSP_TRY(change_layout(act, (osp_pattern)dit->config.schedule[index]));
   dit_block_tensors t = block_views(dit, index, act);
   OSP_TRY(dit_block_forward(dit, index, &act->time.e0, &t));
-  const osp_pattern next = dit_pattern_after(&dit->config, index);
-  if (next != act->layout.pattern) take_spare(act, next);
+  const osp_pattern now = act->layout.pattern, next = dit_pattern_after(&dit->config, index);
+  if (next == now) return OSP_OK;
+  if (act->plan.gather[now][next].ndim) take_spare(act, next);
+  else OSP_TRY(change_layout(act, next));
   return OSP_OK;
+}
+
+/* x = the patch embedding of this rank's tokens (all of them on one rank). */
+static osp_status embed_patches(const osp_dit *dit, activations *act) {
+  osp_tensor x = dit_in_layout(&act->x, &act->layout);
+  OSP_TRY(osp_patchify(&act->latents, dit->config.patch_size, &act->patches));
+  osp_tensor patches = act->patches;
+  if (act->comm) {
+    OSP_TRY(osp_gather_rows(&act->patches, &act->sp.natural_order, &act->local_patches));
+    patches = dit_in_layout(&act->local_patches, &act->layout);
+  }
+  return osp_linear(&patches, &dit->patch_embedding.weight, &dit->patch_embedding.bias, &x);
+}
+
+/* out_tokens [B, N, ·] = the head on the tokens in natural order: on every rank's own, then
+ * gathered from all of them. */
+static osp_status run_head(const osp_dit *dit, activations *act) {
+  dit_head_tensors head = {.x = dit_in_layout(&act->x, &act->layout), .head_mod = act->head_mod,
+                           .normed = dit_in_layout(&act->normed, &act->layout),
+                           .tokens = act->comm ? dit_in_layout(&act->out_tokens, &act->layout) : act->out_tokens};
+  OSP_TRY(dit_head_forward(dit, &act->time.e, &head));
+  if (!act->comm) return OSP_OK;
+  return osp_sp_gather_natural(&act->sp, &head.tokens, &act->gathered_tokens, &act->out_tokens);
+}
+
+/* Bytes this rank has sent to others so far (0 on one rank). */
+static int64_t bytes_sent(const activations *act) {
+  int64_t bytes = 0;
+  for (int k = 0; act->comm && k < OSP_COLLECTIVE_COUNT; k++)
+    bytes += osp_comm_counter_of(act->comm, (osp_collective)k).bytes_sent;
+  return bytes;
 }
 
 /* Copies an input onto the device where it was staged apart from the caller's tensor. */
@@ -186,22 +247,20 @@ static osp_status forward(const osp_dit *dit, const forward_io *io, activations 
   OSP_TRY(bring(io->timestep, &act->timestep));
   OSP_TRY(bring(io->text, &act->text));
   act->layout = act->plan.layout[OSP_PATTERN_FULL];
-  osp_tensor x = dit_in_layout(&act->x, &act->layout);
-  OSP_TRY(osp_patchify(&act->latents, c->patch_size, &act->patches));
-  OSP_TRY(osp_linear(&act->patches, &dit->patch_embedding.weight, &dit->patch_embedding.bias, &x));
+  OSP_TRY(embed_patches(dit, act));
   OSP_TRY(dit_embed_time(dit, &act->timestep, &act->time));
   OSP_TRY(dit_embed_text(dit, &act->text, &act->text_embed));
   OSP_TRY(dit_rope_tables(dit, &act->plan, act->rope_cos, act->rope_sin));
   for (int i = 0; i < c->num_layers; i++) {
     double start = 0, end = 0;
+    const int64_t sent_before = bytes_sent(act);
     if (act->timing) OSP_TRY(timed_now(act, &start));
     OSP_TRY(run_block(dit, i, act));
     if (act->timing) OSP_TRY(timed_now(act, &end));
     if (act->timing) act->timing->block_seconds[i] = end - start;
+    if (act->timing) act->timing->block_bytes[i] = bytes_sent(act) - sent_before;
   }
-  dit_head_tensors head = {.x = dit_in_layout(&act->x, &act->layout), .head_mod = act->head_mod,
-                           .normed = dit_in_layout(&act->normed, &act->layout), .tokens = act->out_tokens};
-  OSP_TRY(dit_head_forward(dit, &act->time.e, &head));
+  OSP_TRY(run_head(dit, act));
   OSP_TRY(osp_unpatchify(&act->out_tokens, c->patch_size, &act->velocity));
   if (act->velocity.data != io->velocity->data) OSP_TRY(osp_copy(&act->velocity, io->velocity));
   return osp_device_synchronize(act->device);
@@ -234,17 +293,15 @@ osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const 
   return osp_dit_forward_timed(dit, latents, timestep, context, velocity, NULL);
 }
 
-osp_status osp_dit_forward_timed(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
-                                 const osp_tensor *context, osp_tensor *velocity, osp_dit_timing *timing) {
+/* The forward of this rank's part over `comm` (NULL: alone). */
+static osp_status run_forward(const osp_dit *dit, osp_comm *comm, osp_sp_mode mode, const osp_tensor *latents,
+                              const osp_tensor *timestep, const osp_tensor *context, osp_tensor *velocity,
+                              osp_dit_timing *timing) {
   const double start = osp_seconds();
   if (timing) *timing = (osp_dit_timing){0};
   const osp_model_config *c = &dit->config;
-  OSP_TRY(osp_dit_check_inputs(dit, latents, timestep, context));
-  OSP_TRY(osp_check_shape("velocity", velocity, 5,
-                          (int64_t[]){latents->shape[0], c->out_channels, latents->shape[2],
-                                      latents->shape[3], latents->shape[4]}));
   activations act = {.batch = latents->shape[0], .text_rows = context->shape[1], .timing = timing,
-                     .device = dit->device, .dtype = osp_device_dtype(dit->device)};
+                     .device = dit->device, .dtype = osp_device_dtype(dit->device), .comm = comm, .sp_mode = mode};
   for (int d = 0; d < 3; d++) act.grid[d] = latents->shape[2 + d] / c->patch_size[d];
   const forward_io io = {latents, timestep, context, velocity};
   osp_arena measure_host = osp_arena_measuring("sparse plan"), host = {0};
@@ -258,4 +315,71 @@ osp_status osp_dit_forward_timed(const osp_dit *dit, const osp_tensor *latents, 
   osp_arena_free(&host);
   if (timing) timing->total_seconds = osp_seconds() - start;
   return status;
+}
+
+static osp_status check_forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
+                                const osp_tensor *context, const osp_tensor *velocity) {
+  const osp_model_config *c = &dit->config;
+  OSP_TRY(osp_dit_check_inputs(dit, latents, timestep, context));
+  return osp_check_shape("velocity", velocity, 5,
+                         (int64_t[]){latents->shape[0], c->out_channels, latents->shape[2],
+                                     latents->shape[3], latents->shape[4]});
+}
+
+osp_status osp_dit_forward_timed(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
+                                 const osp_tensor *context, osp_tensor *velocity, osp_dit_timing *timing) {
+  OSP_TRY(check_forward(dit, latents, timestep, context, velocity));
+  return run_forward(dit, NULL, OSP_SP_ULYSSES, latents, timestep, context, velocity, timing);
+}
+
+/* Samples [first, first + count) of a tensor whose first dimension is the batch. */
+static osp_tensor batch_part(const osp_tensor *t, int64_t first, int64_t count) {
+  osp_tensor part = *t;
+  part.data = (char *)t->data + first * t->stride[0] * (int64_t)osp_dtype_size(t->dtype);
+  part.shape[0] = count;
+  return part;
+}
+
+/* Every batch group's velocity on every rank: this group's part (in `velocity` already) gathered
+ * with the others' over `batch`, through a copy of its own part. */
+static osp_status gather_batch(osp_comm *batch, int64_t per_group, osp_tensor *velocity) {
+  const int groups = osp_comm_size(batch), me = osp_comm_rank(batch);
+  if (velocity->device != osp_comm_device(batch))
+    return osp_fail(OSP_ERR_ARGUMENT, "batch parallelism: the velocity must be on the communicator's device");
+  const osp_tensor mine = batch_part(velocity, me * per_group, per_group);
+  osp_arena copy = {0};
+  osp_tensor own;
+  OSP_TRY(osp_device_arena(&copy, "own velocity", velocity->device, osp_tensor_bytes(&mine)));
+  osp_status status = osp_arena_tensor(&copy, mine.dtype, mine.ndim, mine.shape, &own);
+  if (status == OSP_OK) status = osp_copy(&mine, &own);
+  int64_t bytes[OSP_MAX_RANKS], offset[OSP_MAX_RANKS];
+  for (int g = 0; g < groups && g < OSP_MAX_RANKS; g++) {
+    bytes[g] = (int64_t)osp_tensor_bytes(&mine);
+    offset[g] = g * bytes[g];
+  }
+  if (status == OSP_OK) status = osp_comm_all_gather(batch, own.data, bytes[me], velocity->data, bytes, offset);
+  osp_arena_free(&copy);
+  return status;
+}
+
+osp_status osp_dit_forward_parallel(const osp_dit *dit, const osp_dit_parallel *parallel,
+                                    const osp_tensor *latents, const osp_tensor *timestep,
+                                    const osp_tensor *context, osp_tensor *velocity, osp_dit_timing *timing) {
+  OSP_TRY(check_forward(dit, latents, timestep, context, velocity));
+  osp_comm *sequence = parallel->sequence && osp_comm_size(parallel->sequence) > 1 ? parallel->sequence : NULL;
+  osp_comm *batch = parallel->batch && osp_comm_size(parallel->batch) > 1 ? parallel->batch : NULL;
+  if (!batch) return run_forward(dit, sequence, parallel->mode, latents, timestep, context, velocity, timing);
+  const int64_t B = latents->shape[0], groups = osp_comm_size(batch), g = osp_comm_rank(batch);
+  if (B % groups != 0 || groups > OSP_MAX_RANKS)
+    return osp_fail(OSP_ERR_SHAPE,
+                    "batch (CFG) parallelism over %lld groups needs a batch they divide, found batch %lld "
+                    "(classifier-free guidance gives 2: the conditional and unconditional passes)",
+                    (long long)groups, (long long)B);
+  const int64_t per_group = B / groups;
+  const osp_tensor my_latents = batch_part(latents, g * per_group, per_group);
+  const osp_tensor my_timestep = batch_part(timestep, g * per_group, per_group);
+  const osp_tensor my_context = batch_part(context, g * per_group, per_group);
+  osp_tensor my_velocity = batch_part(velocity, g * per_group, per_group);
+  OSP_TRY(run_forward(dit, sequence, parallel->mode, &my_latents, &my_timestep, &my_context, &my_velocity, timing));
+  return gather_batch(batch, per_group, velocity);
 }

@@ -9,6 +9,7 @@
 #include "core/arena.h"
 #include "core/config.h"
 #include "core/safetensors.h"
+#include "parallel/sequence_parallel.h"
 
 typedef struct {
   osp_tensor weight; /* [out, in] */
@@ -108,11 +109,25 @@ osp_dit_flops osp_dit_block_flops(const osp_model_config *config, int block, int
 typedef struct {
   double block_seconds[OSP_MAX_LAYERS];
   double layout_seconds; /* gathers entering, switching and leaving the sparse span */
+  int64_t block_bytes[OSP_MAX_LAYERS]; /* sent to other ranks in block i and the layout change after it */
   double total_seconds;
 } osp_dit_timing;
 
 /* osp_dit_forward that also records where the time went. */
 osp_status osp_dit_forward_timed(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
                                  const osp_tensor *context, osp_tensor *velocity, osp_dit_timing *timing);
+
+/* How one forward is spread over ranks (PAPER.md section 6). Every rank passes the whole inputs
+ * and gets the whole velocity. */
+typedef struct {
+  osp_comm *sequence; /* the sequence-parallel group; NULL or one rank: the whole sequence here */
+  osp_sp_mode mode;   /* how its Skiparse blocks are split (full blocks always run Ulysses) */
+  osp_comm *batch;    /* across batch groups (CFG parallelism): its rank g runs batch part g;
+                       * NULL or one rank: no split */
+} osp_dit_parallel;
+
+osp_status osp_dit_forward_parallel(const osp_dit *dit, const osp_dit_parallel *parallel,
+                                    const osp_tensor *latents, const osp_tensor *timestep,
+                                    const osp_tensor *context, osp_tensor *velocity, osp_dit_timing *timing);
 
 #endif

@@ -36,22 +36,11 @@ osp_pattern dit_pattern_after(const osp_model_config *c, int index) {
   return index + 1 < c->num_layers ? (osp_pattern)c->schedule[index + 1] : OSP_PATTERN_FULL;
 }
 
-/* A tensor of the plan moved into the device's arena; a table the plan does not use (no
- * dimensions) stays as it is. */
-static osp_status upload(osp_arena *a, osp_tensor *table) {
-  if (table->ndim == 0) return OSP_OK;
-  osp_tensor on_device;
-  OSP_TRY(osp_arena_tensor(a, table->dtype, table->ndim, table->shape, &on_device));
-  if (a->base) OSP_TRY(osp_copy(table, &on_device));
-  *table = on_device;
-  return OSP_OK;
-}
-
 osp_status dit_upload_plan(osp_arena *a, osp_sparse_plan *plan) {
   for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
-    OSP_TRY(upload(a, &plan->positions[k]));
-    OSP_TRY(upload(a, &plan->key_mask[k]));
-    for (int to = 0; to < OSP_PATTERN_COUNT; to++) OSP_TRY(upload(a, &plan->gather[k][to]));
+    OSP_TRY(osp_arena_upload(a, &plan->positions[k]));
+    OSP_TRY(osp_arena_upload(a, &plan->key_mask[k]));
+    for (int to = 0; to < OSP_PATTERN_COUNT; to++) OSP_TRY(osp_arena_upload(a, &plan->gather[k][to]));
   }
   return OSP_OK;
 }
@@ -119,6 +108,15 @@ static osp_status attend(const osp_model_config *c, const osp_tensor *q, const o
   return osp_attention_forward_lse(&qh, &kh, &vh, key_mask, scale, scratch, &oh, lse);
 }
 
+/* Self-attention over every rank's tokens of this one's heads/ranks heads (Ulysses). */
+static osp_status attend_ulysses(const osp_model_config *c, dit_block_tensors *t) {
+  if (t->lse1.data)
+    return osp_fail(OSP_ERR_UNSUPPORTED, "Ulysses attention keeps no log-sum-exp: training over ranks is not available yet");
+  osp_tensor qh = dit_split_heads(&t->q, c->num_heads), kh = dit_split_heads(&t->k, c->num_heads);
+  osp_tensor vh = dit_split_heads(&t->v, c->num_heads), oh = dit_split_heads(&t->a1, c->num_heads);
+  return osp_ulysses_attention(t->comm, t->ulysses, &qh, &kh, &vh, 1.0f / sqrtf((float)c->head_dim), t->scratch, &oh);
+}
+
 /* q or k of self-attention: projection, RMSNorm over all heads when the model has qk_norm, and
  * RoPE at each token's position (one pass for the last two). */
 static osp_status project_rotated(const osp_model_config *c, const osp_tensor *x, const osp_linear_params *p,
@@ -150,7 +148,8 @@ static osp_status self_attention(const osp_dit *dit, const osp_dit_block *b, dit
   OSP_TRY(project_rotated(c, &t->n1, &a->proj[OSP_Q], &a->norm_q, t, &t->q_pre, &t->q));
   OSP_TRY(project_rotated(c, &t->n1, &a->proj[OSP_K], &a->norm_k, t, &t->k_pre, &t->k));
   OSP_TRY(linear(&t->n1, &a->proj[OSP_V], &t->v));
-  OSP_TRY(attend(c, &t->q, &t->k, &t->v, t->key_mask, t->scratch, &t->a1, &t->lse1));
+  if (t->ulysses) OSP_TRY(attend_ulysses(c, t));
+  else OSP_TRY(attend(c, &t->q, &t->k, &t->v, t->key_mask, t->scratch, &t->a1, &t->lse1));
   OSP_TRY(linear(&t->a1, &a->proj[OSP_O], &t->o1));
   OSP_TRY(start_from(&t->x_in, &t->x1));
   if (!c->cross_attn_norm) return osp_gated_add(&t->x1, &t->o1, &gate);

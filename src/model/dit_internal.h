@@ -6,6 +6,7 @@
 #define OSP_MODEL_DIT_INTERNAL_H
 
 #include "model/dit.h"
+#include "parallel/ulysses.h"
 #include "sparse/plan.h"
 
 /* One block's tensors. Per-token ones are [rows, tokens, ·] views in the block's layout (x_out in
@@ -30,6 +31,8 @@ typedef struct {
   const osp_tensor *key_mask;  /* NULL: every key is a real token */
   const osp_tensor *to_next;   /* gather index into the next block's layout; NULL: the same layout */
   const osp_tensor *scratch;   /* of osp_attention; NULL where the device needs none */
+  const osp_ulysses *ulysses;  /* NULL: self-attention on this rank's rows; else Ulysses over comm */
+  osp_comm *comm;
 } dit_block_tensors;
 
 /* The time embedding: sinusoid(t) → time_in → t_pre; t_act = SiLU(t_pre) → time_out → e;

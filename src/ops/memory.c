@@ -22,6 +22,15 @@ osp_status osp_device_arena(osp_arena *arena, const char *name, osp_device devic
 #endif
 }
 
+osp_status osp_arena_upload(osp_arena *arena, osp_tensor *table) {
+  if (table->ndim == 0) return OSP_OK;
+  osp_tensor on_device;
+  OSP_TRY(osp_arena_tensor(arena, table->dtype, table->ndim, table->shape, &on_device));
+  if (arena->base) OSP_TRY(osp_copy(table, &on_device));
+  *table = on_device;
+  return OSP_OK;
+}
+
 size_t osp_device_peak_bytes(osp_device device) {
 #ifdef OSP_HAVE_CUDA
   if (device == OSP_CUDA) return osp_cuda_peak_allocated();

@@ -137,6 +137,11 @@ osp_status osp_gated_add_gather(const osp_tensor *x, const osp_tensor *y, const 
 /* An arena of `bytes` on a device (host memory for the CPU); osp_arena_free gives it back. */
 osp_status osp_device_arena(osp_arena *arena, const char *name, osp_device device, size_t bytes);
 
+/* A host table (an index, a mask) moved into a device's arena: `table` is re-pointed there, and
+ * its bytes are copied once the arena is real (not while it only measures). A table without
+ * dimensions (unused) stays as it is. */
+osp_status osp_arena_upload(osp_arena *arena, osp_tensor *table);
+
 /* The dtype a device's kernels keep weights and activations in: f32 on the CPU, bf16 on CUDA
  * (whose kernels compute in f32 all the same). */
 osp_dtype osp_device_dtype(osp_device device);

@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""Sequence parallelism on CPU ranks: `mpirun -np N osp dit` equals `osp dit` on one rank, and the
+bytes each block sends match PAPER.md 6.3.
+
+usage: python tests/parallel/sp_parity.py OSP_BINARY WORKDIR [--tol 1e-6] [--device cuda --tol 2e-2]
+
+Every case runs a tiny random DiT (4 heads of 8 values, 32 on CUDA, so 2 and 4 ranks divide them) once on one rank and
+once under mpirun (oversubscribed: 2 cores are enough), and compares the velocities:
+    err = max|multi - single| / max|single|   must be <= tol (fp32: 1e-6).
+Cases: Ulysses and SSP on 2 and 4 ranks; the full, dual_end and every_k schedules; token grids that
+need padding (5 x 7 -> 8 x 8) and that do not (4 x 8); batch 1 and 2; CFG parallelism (the batch
+over two groups of ranks) alone and with SSP inside each group.
+
+Byte counters (`osp dit --verbose` prints each block's bytes sent, summed over the ranks): on S
+ranks with batch B, width C and 4-byte floats,
+    a full block (Ulysses: q, k, v out and the output back) sends 4 (S-1)/S N B C 4 bytes,
+    an SSP block inside the sparse span (one token <-> group switch) sends (S-1)/S N' B C 4,
+so SSP's block is N'/(4N) of Ulysses' full block: exactly 25% without padding (PAPER.md 6.3).
+Ulysses over a Skiparse layout splits bands of P^2 lines, so its layout changes send nothing.
+
+A rank count that cannot split the heads must fail with a message on every rank, not hang.
+With --device cuda (one rank per GPU, NCCL; two GPUs are enough) the same runs compare in bf16, whose
+tolerance allows for the rounding of activations computed in another order, and the bytes are
+counted in 2-byte values.
+Prints one line per case and "sp_parity: N passed, N failed"; exits 1 on a failure.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+from safetensors.numpy import load_file
+
+HEADS, LAYERS = 4, 8
+HEAD_DIM = {"cpu": 8, "cuda": 32}  # the smallest the CUDA attention takes
+CONFIG = {"_class_name": "WanTransformer3DModel", "patch_size": [1, 2, 2], "num_attention_heads": HEADS,
+          "in_channels": 4, "out_channels": 4, "text_dim": 16, "freq_dim": 32,
+          "ffn_dim": 64, "num_layers": LAYERS, "cross_attn_norm": True, "qk_norm": "rms_norm_across_heads",
+          "eps": 1e-6}
+
+
+def mpirun(ranks):
+    return ["mpirun", "--oversubscribe", "--allow-run-as-root", "-np", str(ranks), "-x", "OMP_NUM_THREADS=1"]
+
+
+DEVICE = "cpu"
+
+
+def run_dit(osp, work, name, inputs, schedule, ranks=1, extra=(), verbose=False):
+    out = os.path.join(work, name + ".safetensors")
+    cmd = (mpirun(ranks) if ranks > 1 else []) + [
+        osp, "dit", "--config", os.path.join(work, "config.json"), "--random-weights", "7",
+        "--random-inputs", inputs, "--schedule", schedule, "--device", DEVICE, "-o", out, *extra]
+    if schedule != "full":
+        cmd += ["--sparse-ratio", "2"]
+    if verbose:
+        cmd.append("--verbose")
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return load_file(out)["velocity"], p.stdout
+
+
+def block_bytes(stdout):
+    """{block: bytes sent by all ranks} from the --verbose table."""
+    rows = re.findall(r"^\s*(\d+) (full|token|group)\s+(\d+)\s*$", stdout, re.M)
+    return {int(b): int(n) for b, _, n in rows}
+
+
+def parity_cases(rank_counts):
+    # (ranks, mode, schedule, B,F,H,W,L of the latents, extra flags)
+    padded, exact = "1,3,10,14,5", "1,4,8,16,5"
+    cases = []
+    for ranks in rank_counts:
+        for mode in ("ulysses", "ssp"):
+            cases += [(ranks, mode, "full", padded), (ranks, mode, "dual_end:4", padded),
+                      (ranks, mode, "every_k:3", exact), (ranks, mode, "dual_end:4", "2,3,10,14,5")]
+    cases += [(2, "ssp", "dual_end:4", "2,3,10,14,5", ["--cfg-parallel"]),
+              (4, "ssp", "dual_end:4", "2,3,10,14,5", ["--cfg-parallel"]),
+              (4, "ulysses", "every_k:3", "2,2,8,16,5", ["--cfg-parallel"])]
+    return [c for c in cases if c[0] in rank_counts]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("osp")
+    ap.add_argument("work")
+    ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--ranks", default="2,4", help="rank counts to run (one GPU each on cuda)")
+    args = ap.parse_args()
+    global DEVICE
+    DEVICE = args.device
+    value_bytes = 4 if DEVICE == "cpu" else 2
+    CONFIG["attention_head_dim"] = HEAD_DIM[DEVICE]
+    DIM = HEADS * HEAD_DIM[DEVICE]
+    os.makedirs(args.work, exist_ok=True)
+    with open(os.path.join(args.work, "config.json"), "w") as f:
+        json.dump(CONFIG, f)
+    passed = failed = 0
+
+    def report(ok, line):
+        nonlocal passed, failed
+        passed, failed = passed + ok, failed + (not ok)
+        print(("ok   " if ok else "FAIL ") + line, flush=True)
+
+    single = {}
+    rank_counts = [int(n) for n in args.ranks.split(",")]
+    for case in parity_cases(rank_counts):
+        ranks, mode, schedule, inputs = case[:4]
+        extra = case[4] if len(case) > 4 else []
+        name = f"{ranks} ranks {mode} {schedule} inputs {inputs} {' '.join(extra)}".strip()
+        try:
+            if (schedule, inputs) not in single:
+                single[(schedule, inputs)] = run_dit(args.osp, args.work, "single", inputs, schedule)[0]
+            want = single[(schedule, inputs)]
+            got = run_dit(args.osp, args.work, "multi", inputs, schedule, ranks, ["--sp", mode, *extra])[0]
+            err = float(np.abs(got - want).max() / np.abs(want).max())
+            report(err <= args.tol, f"{name}: rel err {err:.2e} (tol {args.tol:g})")
+        except Exception as e:  # noqa: BLE001 - one failing case must not hide the others
+            report(False, f"{name}: {e}")
+
+    # Bytes: dual_end:4 on 8 blocks is F F T G T G F F; block 3 (group, then token) is one switch.
+    for inputs, (T, H, W, Hp, Wp) in (("1,3,10,14,5", (3, 5, 7, 8, 8)), ("1,4,8,16,5", (4, 4, 8, 4, 8))):
+        S, B, N, Np = max(rank_counts), 1, T * H * W, T * Hp * Wp
+        try:
+            ssp = block_bytes(run_dit(args.osp, args.work, "ssp", inputs, "dual_end:4", S, ["--sp", "ssp"], True)[1])
+            uly = block_bytes(run_dit(args.osp, args.work, "uly", inputs, "dual_end:4", S, ["--sp", "ulysses"], True)[1])
+            full_want = 4 * (S - 1) * N * B * DIM * value_bytes // S
+            switch_want = (S - 1) * Np * B * DIM * value_bytes // S
+            sparse_ulysses_want = 4 * (S - 1) * Np * B * DIM * value_bytes // S
+            ok = (uly.get(0) == full_want and ssp.get(0) == full_want and ssp.get(3) == switch_want
+                  and uly.get(3) == sparse_ulysses_want)
+            ratio = ssp.get(3, 0) / max(uly.get(0, 1), 1)
+            report(ok, f"bytes, grid {T}x{H}x{W} (padded {Hp}x{Wp}), {S} ranks: Ulysses full block {uly.get(0)} "
+                       f"(want {full_want}), SSP switch block {ssp.get(3)} (want {switch_want}), Ulysses sparse "
+                       f"block {uly.get(3)} (want {sparse_ulysses_want}); SSP/Ulysses {ratio:.4f} = N'/(4N) "
+                       f"{Np / (4 * N):.4f}")
+        except Exception as e:  # noqa: BLE001
+            report(False, f"bytes {inputs}: {e}")
+
+    # 3 ranks cannot split 4 heads: every rank stops with the message (no hang: the timeout).
+    if DEVICE != "cpu":
+        print(f"sp_parity: {passed} passed, {failed} failed")
+        return 1 if failed else 0
+    try:
+        run_dit(args.osp, args.work, "bad", "1,3,10,14,5", "full", 3, ["--sp", "ulysses"])
+        report(False, "3 ranks over 4 heads: expected a failure")
+    except RuntimeError as e:
+        report("must divide" in str(e) and "rank" in str(e), "3 ranks over 4 heads fails with a message")
+    except subprocess.TimeoutExpired:
+        report(False, "3 ranks over 4 heads: hung")
+
+    print(f"sp_parity: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
