@@ -9,7 +9,7 @@ once under mpirun (oversubscribed: 2 cores are enough), and compares the velocit
     err = max|multi - single| / max|single|   must be <= tol (fp32: 1e-6).
 Cases: Ulysses and SSP on 2 and 4 ranks; the full, dual_end and every_k schedules; token grids that
 need padding (5 x 7 -> 8 x 8) and that do not (4 x 8); batch 1 and 2; CFG parallelism (the batch
-over two groups of ranks) alone and with SSP inside each group.
+over two groups of ranks) alone and with SSP or Ulysses inside each group, up to 8 ranks.
 
 Byte counters (`osp dit --verbose` prints each block's bytes sent, summed over the ranks): on S
 ranks with batch B, width C and 4-byte floats,
@@ -74,13 +74,17 @@ def parity_cases(rank_counts):
     # (ranks, mode, schedule, B,F,H,W,L of the latents, extra flags)
     padded, exact = "1,3,10,14,5", "1,4,8,16,5"
     cases = []
-    for ranks in rank_counts:
+    for ranks in [r for r in rank_counts if r <= HEADS]:
         for mode in ("ulysses", "ssp"):
             cases += [(ranks, mode, "full", padded), (ranks, mode, "dual_end:4", padded),
                       (ranks, mode, "every_k:3", exact), (ranks, mode, "dual_end:4", "2,3,10,14,5")]
     cases += [(2, "ssp", "dual_end:4", "2,3,10,14,5", ["--cfg-parallel"]),
               (4, "ssp", "dual_end:4", "2,3,10,14,5", ["--cfg-parallel"]),
-              (4, "ulysses", "every_k:3", "2,2,8,16,5", ["--cfg-parallel"])]
+              (4, "ulysses", "every_k:3", "2,2,8,16,5", ["--cfg-parallel"]),
+              # 8 ranks as the paper's 8 GPUs would run (issue 10): CFG over 2 groups of 4, SSP or
+              # Ulysses inside each (P^2 = 4 subsequences, 4 heads)
+              (8, "ssp", "dual_end:4", "2,3,10,14,5", ["--cfg-parallel"]),
+              (8, "ulysses", "dual_end:4", "2,3,10,14,5", ["--cfg-parallel"])]
     return [c for c in cases if c[0] in rank_counts]
 
 
@@ -90,7 +94,7 @@ def main():
     ap.add_argument("work")
     ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--ranks", default="2,4", help="rank counts to run (one GPU each on cuda)")
+    ap.add_argument("--ranks", default="2,4,8", help="rank counts to run (one GPU each on cuda)")
     args = ap.parse_args()
     global DEVICE
     DEVICE = args.device
@@ -125,7 +129,7 @@ def main():
 
     # Bytes: dual_end:4 on 8 blocks is F F T G T G F F; block 3 (group, then token) is one switch.
     for inputs, (T, H, W, Hp, Wp) in (("1,3,10,14,5", (3, 5, 7, 8, 8)), ("1,4,8,16,5", (4, 4, 8, 4, 8))):
-        S, B, N, Np = max(rank_counts), 1, T * H * W, T * Hp * Wp
+        S, B, N, Np = max(r for r in rank_counts if r <= HEADS), 1, T * H * W, T * Hp * Wp
         try:
             ssp = block_bytes(run_dit(args.osp, args.work, "ssp", inputs, "dual_end:4", S, ["--sp", "ssp"], True)[1])
             uly = block_bytes(run_dit(args.osp, args.work, "uly", inputs, "dual_end:4", S, ["--sp", "ulysses"], True)[1])
