@@ -177,10 +177,12 @@ run compare_devices
 # Sequence parallelism over GPUs (one rank per GPU, NCCL), where the machine has two or more and
 # mpirun: `mpirun -np 2 osp dit --device cuda` with Ulysses, SSP and CFG parallelism equals the
 # one-GPU run within bf16's rounding of activations computed in another order (GEMMs of other
-# sizes), and each block's bytes match PAPER.md 6.3 (tests/parallel/sp_parity.py says how).
+# sizes), the backward's gradients within 5% of each tensor's largest magnitude (the worst, 2.1%
+# on an H200, is a cross-attention key bias, whose gradient is the small remainder of a cancelling
+# sum), and each block's bytes match PAPER.md 6.3 (tests/parallel/sp_parity.py says how).
 gpus=$(nvidia-smi -L 2>/dev/null | wc -l)
 if [ "$gpus" -ge 2 ] && command -v mpirun >/dev/null; then
-  run python3 tests/parallel/sp_parity.py "$build/osp" "$dir/sp" --device cuda --ranks 2 --tol 2e-2
+  run python3 tests/parallel/sp_parity.py "$build/osp" "$dir/sp" --device cuda --ranks 2 --tol 2e-2 --grad-tol 5e-2
 else
   echo "== sequence parallelism over GPUs: SKIPPED ($gpus GPU(s), mpirun $(command -v mpirun || echo missing)): not counted"
 fi

@@ -282,14 +282,15 @@ static osp_status write_gradients(const char *path, const osp_tensor *velocity, 
 
 /* --grad-output: the training forward and the backward of the loss whose gradient with respect
  * to the velocity the file holds. */
-static osp_status run_backward(const dit_arguments *a, const osp_dit *dit, const dit_inputs *in,
-                               osp_tensor *velocity) {
+static osp_status run_backward(const dit_arguments *a, const cli_ranks *ranks, const osp_dit *dit,
+                               const dit_inputs *in, osp_tensor *velocity) {
   osp_tensor dvelocity = {0}, dlatents = in->latents;
   osp_dit grads = {0};
   osp_dit_tape *tape = NULL;
   const osp_dit_tape_options options = {
       .batch = in->latents.shape[0], .frames = in->latents.shape[2], .height = in->latents.shape[3],
-      .width = in->latents.shape[4], .text_rows = in->context.shape[1], .checkpoint = a->checkpoint};
+      .width = in->latents.shape[4], .text_rows = in->context.shape[1], .checkpoint = a->checkpoint,
+      .sequence = ranks->split.sequence, .mode = ranks->split.mode};
   dlatents.data = malloc(osp_tensor_bytes(&dlatents) + 1);
   osp_status status = dlatents.data ? OSP_OK : osp_fail(OSP_ERR_MEMORY, "cannot allocate the latents' gradient");
   if (status == OSP_OK) status = read_grad_output(a->grad_output, velocity, &dvelocity);
@@ -301,7 +302,7 @@ static osp_status run_backward(const dit_arguments *a, const osp_dit *dit, const
   if (status == OSP_OK)
     osp_info("dit forward + backward: %d layers, %.3f s, tape %.1f MiB%s", dit->config.num_layers,
              osp_seconds() - start, osp_dit_tape_bytes(tape) / 1048576.0, a->checkpoint ? " (checkpointed)" : "");
-  if (status == OSP_OK) status = write_gradients(a->output, velocity, &dlatents, &grads);
+  if (status == OSP_OK && ranks->rank == 0) status = write_gradients(a->output, velocity, &dlatents, &grads);
   osp_dit_free(&grads);
   osp_dit_tape_free(tape);
   free(dvelocity.data);
@@ -333,7 +334,7 @@ static osp_status run(const dit_arguments *a, const cli_ranks *ranks) {
   for (int d = 0; status == OSP_OK && d < 3; d++) grid[d] = in.latents.shape[2 + d] / config.patch_size[d];
   if (status == OSP_OK && a->verbose && ranks->rank == 0) print_flops(&config, &in, grid);
   if (status == OSP_OK && a->grad_output) {
-    status = run_backward(a, &dit, &in, &velocity);
+    status = run_backward(a, ranks, &dit, &in, &velocity);
   } else if (status == OSP_OK) {
     osp_dit_timing timing;
     status = osp_dit_forward_parallel(&dit, &ranks->split, &in.latents, &in.timestep, &in.context, &velocity, &timing);
@@ -413,9 +414,9 @@ int cmd_dit(int argc, char **argv) {
   osp_device device;
   osp_status status = cli_parse_device(a.device, OSP_CPU, &device);
   if (status == OSP_OK) status = cli_ranks_start(a.sp, a.cfg_parallel, device, &ranks);
-  if (status == OSP_OK && ranks.size > 1 && a.grad_output)
-    status = osp_fail(OSP_ERR_UNSUPPORTED, "--grad-output runs on one rank: the backward over several ranks is not "
-                                           "available yet");
+  if (status == OSP_OK && ranks.split.batch && a.grad_output)
+    status = osp_fail(OSP_ERR_UNSUPPORTED, "--grad-output runs over one sequence-parallel group: --cfg-parallel "
+                                           "splits only the forward");
   if (status == OSP_OK) status = run(&a, &ranks);
   rc = status == OSP_OK ? CLI_EXIT_OK : cli_ranks_failure(&ranks, status);
   cli_ranks_finish(&ranks);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_ranks.h"
 #include "commands.h"
 #include "core/status.h"
 #include "pipeline/train.h"
@@ -53,11 +54,13 @@ static osp_status open_log(const osp_train_config *config, reporter *r) {
 }
 
 int cmd_train(int argc, char **argv) {
-  const char *config_path = NULL, *resume = NULL;
+  const char *config_path = NULL, *resume = NULL, *sp = NULL;
   cli_option options[] = {
       {"--config", NULL, "train.json", "the run: model, data, optimizer, steps, output (docs/training.md)", &config_path, NULL},
       {"--resume", NULL, "latest|DIR", "go on from a checkpoint: the newest under the output folder, or the "
                                        "folder given", &resume, NULL},
+      {"--sp", NULL, "ulysses|ssp", "under mpirun -np N: the ranks share each sample's tokens (default ssp in "
+                                    "Skiparse blocks; full blocks run Ulysses); rank 0 logs and checkpoints", &sp, NULL},
       {0},
   };
   cli_command command = {
@@ -71,17 +74,23 @@ int cmd_train(int argc, char **argv) {
                  "written under a temporary name and renamed, so a crash leaves the previous one whole.\n"
                  "A resumed run continues bit for bit as the uninterrupted one would have, on the same\n"
                  "device. \"device\": \"cuda\" keeps f32 master weights and AdamW on the GPU and runs the\n"
-                 "forward and backward in bf16.",
+                 "forward and backward in bf16. Under mpirun -np N (--sp) the ranks share every sample's\n"
+                 "tokens and sum their gradients; rank 0 writes the log and the checkpoints.",
       .options = options,
   };
   int rc = cli_parse(&command, argc, argv);
   if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
   if (!config_path) return cli_usage_error(&command, "missing --config train.json");
   osp_train_config config;
+  cli_ranks ranks = {0};
   osp_status status = osp_train_config_load(config_path, &config);
+  if (status == OSP_OK) status = cli_ranks_start(sp, false, config.device, &ranks);
   reporter r = {.progress = isatty(STDERR_FILENO)};
-  if (status == OSP_OK) status = open_log(&config, &r);
-  if (status == OSP_OK) status = osp_train(&config, resume, report, &r);
+  if (status == OSP_OK && ranks.rank == 0) status = open_log(&config, &r);
+  const osp_train_ranks over = {.sequence = ranks.split.sequence, .mode = ranks.split.mode, .writes = ranks.rank == 0};
+  if (status == OSP_OK) status = osp_train_over(&config, &over, resume, ranks.rank == 0 ? report : NULL, &r);
   if (r.log) fclose(r.log);
-  return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+  rc = status == OSP_OK ? CLI_EXIT_OK : cli_ranks_failure(&ranks, status);
+  cli_ranks_finish(&ranks);
+  return rc;
 }

@@ -3,6 +3,7 @@
  * residual stream from the head down to the patch embedding; every residual step adds its
  * branch's gradient to it. Parameter gradients accumulate into `grads`, a DiT of f32 zeros. */
 #include <math.h>
+#include <stdlib.h>
 
 #include "core/status.h"
 #include "model/dit_tape.h"
@@ -137,6 +138,17 @@ static osp_status project_rotated_backward(const osp_model_config *c, const dit_
   return linear_backward(&t->n1, p, dpre, &g->dn, gp);
 }
 
+/* Self-attention over every rank's tokens (Ulysses): dq, dk, dv (written) from da. */
+static osp_status ulysses_backward(const osp_dit_tape *tape, const osp_model_config *c, const dit_block_tensors *t,
+                                   const block_gradients *g) {
+  const int h = c->num_heads;
+  osp_tensor dah = dit_split_heads(&g->da, h), dqh = dit_split_heads(&g->dq, h);
+  osp_tensor dkh = dit_split_heads(&g->dk, h), dvh = dit_split_heads(&g->dv, h);
+  const osp_tensor *scratch = tape->backward_scratch.data ? &tape->backward_scratch : NULL;
+  return osp_ulysses_attention_backward(t->comm, t->ulysses, t->ulysses_kept, &dah, 1.0f / sqrtf((float)c->head_dim),
+                                        scratch, &dqh, &dkh, &dvh);
+}
+
 /* x1 = x_in + SelfAttn(n1)·gate, n1 = LN(x_in)·(1 + mod1) + mod0: dx += ∂/∂x_in. */
 static osp_status self_attention_backward(osp_dit_tape *tape, const osp_dit *dit, const osp_dit_block *b,
                                           osp_dit_block *gb, const dit_block_tensors *t, block_gradients *g) {
@@ -148,7 +160,8 @@ static osp_status self_attention_backward(osp_dit_tape *tape, const osp_dit *dit
   OSP_TRY(osp_gated_add_backward(&g->dx, &t->o1, &gate, &g->d_o, &dgate));
   OSP_TRY(osp_zero(&g->da));
   OSP_TRY(linear_backward(&t->a1, &a->proj[OSP_O], &g->d_o, &g->da, &ga->proj[OSP_O]));
-  OSP_TRY(attention_backward(tape, c, &t->q, &t->k, &t->v, t->key_mask, &t->a1, &t->lse1, &g->da, &g->dq, &g->dk, &g->dv));
+  if (t->ulysses) OSP_TRY(ulysses_backward(tape, c, t, g));
+  else OSP_TRY(attention_backward(tape, c, &t->q, &t->k, &t->v, t->key_mask, &t->a1, &t->lse1, &g->da, &g->dq, &g->dk, &g->dv));
   OSP_TRY(osp_zero(&g->dn));
   OSP_TRY(project_rotated_backward(c, t, &a->proj[OSP_Q], &a->norm_q, &t->q_pre, &g->dq, &ga->proj[OSP_Q], &ga->norm_q, g));
   OSP_TRY(project_rotated_backward(c, t, &a->proj[OSP_K], &a->norm_k, &t->k_pre, &g->dk, &ga->proj[OSP_K], &ga->norm_k, g));
@@ -171,8 +184,12 @@ static osp_status ungather(osp_dit_tape *tape, osp_pattern to, osp_pattern from)
   if (to == from) return OSP_OK;
   osp_tensor ddst = dit_in_layout(&tape->dx, &tape->plan.layout[from]);
   osp_tensor dsrc = dit_in_layout(&tape->dx_spare, &tape->plan.layout[to]);
-  OSP_TRY(osp_zero(&dsrc));
-  OSP_TRY(osp_gather_rows_backward(&ddst, &tape->plan.gather[to][from], &dsrc));
+  if (tape->plan.gather[to][from].ndim) {
+    OSP_TRY(osp_zero(&dsrc));
+    OSP_TRY(osp_gather_rows_backward(&ddst, &tape->plan.gather[to][from], &dsrc));
+  } else {
+    OSP_TRY(osp_sp_change_layout_backward(&tape->sp, to, from, &ddst, &dsrc)); /* between ranks */
+  }
   take_spare(tape);
   return OSP_OK;
 }
@@ -204,8 +221,13 @@ static osp_status head_backward(osp_dit_tape *tape, const osp_dit *dit, osp_dit 
   osp_tensor dn, dx;
   OSP_TRY(osp_zero(&tape->dtokens));
   OSP_TRY(osp_unpatchify_backward(&tape->dvelocity, c->patch_size, &tape->dtokens));
+  osp_tensor dtokens = tape->dtokens; /* this rank's tokens: all of them on one rank */
+  if (tape->comm) {
+    dtokens = tape->dtokens_local;
+    OSP_TRY(osp_gather_rows(&tape->dtokens, &tape->sp.natural_order, &dtokens));
+  }
   OSP_TRY(zeroed(&tape->dn, &h->normed, &dn));
-  OSP_TRY(linear_backward(&h->normed, &dit->head, &tape->dtokens, &dn, &grads->head));
+  OSP_TRY(linear_backward(&h->normed, &dit->head, &dtokens, &dn, &grads->head));
   OSP_TRY(zeroed(&tape->dx, &h->x, &dx));
   OSP_TRY(osp_zero(&tape->dhead_mod));
   osp_tensor scale = dit_table_row(&h->head_mod, 1);
@@ -258,17 +280,39 @@ static osp_status text_backward(osp_dit_tape *tape, const osp_dit *dit, osp_dit 
   return linear_backward(&tape->text, &dit->text_in, &tape->dc_pre, NULL, &grads->text_in);
 }
 
-/* x0 = gather(patchify(latents)·W + b): from dx (block 0's layout), dlatents when wanted. */
+/* x0 = gather(patchify(latents)·W + b): from dx (block 0's layout), dlatents when wanted. Over
+ * ranks each has the gradient of its own patches, gathered into the whole before the inverse of
+ * patchify. */
 static osp_status embedding_backward(osp_dit_tape *tape, const osp_dit *dit, osp_dit *grads, bool want_latents) {
   const osp_model_config *c = &dit->config;
   OSP_TRY(ungather(tape, OSP_PATTERN_FULL, (osp_pattern)c->schedule[0]));
   osp_tensor dembedded = dit_in_layout(&tape->dx, &tape->plan.layout[OSP_PATTERN_FULL]);
-  if (want_latents) OSP_TRY(osp_zero(&tape->dpatches));
-  OSP_TRY(linear_backward(&tape->patches, &dit->patch_embedding, &dembedded, want_latents ? &tape->dpatches : NULL,
+  const osp_tensor *patches = tape->comm ? &tape->patches_local : &tape->patches;
+  osp_tensor *dpatches = tape->comm ? &tape->dpatches_local : &tape->dpatches;
+  if (want_latents) OSP_TRY(osp_zero(dpatches));
+  OSP_TRY(linear_backward(patches, &dit->patch_embedding, &dembedded, want_latents ? dpatches : NULL,
                           &grads->patch_embedding));
   if (!want_latents) return OSP_OK;
+  if (tape->comm) OSP_TRY(osp_sp_gather_natural(&tape->sp, dpatches, &tape->gathered, &tape->dpatches));
   OSP_TRY(osp_zero(&tape->dlatents));
   return osp_patchify_backward(&tape->dpatches, c->patch_size, &tape->dlatents);
+}
+
+/* Over ranks, every parameter's gradient is the sum of the ranks' (each saw its own tokens), added
+ * to what the gradients held before this backward: that part counts once, on rank 0 (the others
+ * zero it before their backward: `zero_others`), then all-reduce. */
+static osp_status sum_over_ranks(const osp_dit_tape *tape, osp_dit *grads, bool zero_others) {
+  if (!tape->comm || (zero_others && osp_comm_rank(tape->comm) == 0)) return OSP_OK;
+  osp_dit_parameter *params;
+  int count;
+  OSP_TRY(osp_dit_parameters(grads, &params, &count));
+  osp_status status = OSP_OK;
+  for (int i = 0; i < count && status == OSP_OK; i++) {
+    osp_tensor *g = &params[i].tensor;
+    status = zero_others ? osp_zero(g) : osp_comm_all_reduce_sum(tape->comm, g->data, OSP_F32, osp_tensor_numel(g));
+  }
+  free(params);
+  return status;
 }
 
 /* dvelocity and dlatents have the tape's shapes; grads belong to this DiT, on its device. */
@@ -286,6 +330,7 @@ osp_status osp_dit_backward(const osp_dit *dit, osp_dit_tape *tape, const osp_te
   const osp_model_config *c = &dit->config;
   OSP_TRY(check_backward(dit, tape, dvelocity, grads, dlatents));
   OSP_TRY(osp_copy(dvelocity, &tape->dvelocity));
+  OSP_TRY(sum_over_ranks(tape, grads, true));
   OSP_TRY(osp_zero(&tape->dcontext));
   OSP_TRY(osp_zero(&tape->de0));
   OSP_TRY(osp_zero(&tape->de));
@@ -294,6 +339,7 @@ osp_status osp_dit_backward(const osp_dit *dit, osp_dit_tape *tape, const osp_te
   OSP_TRY(embedding_backward(tape, dit, grads, dlatents != NULL));
   OSP_TRY(time_backward(tape, dit, grads));
   OSP_TRY(text_backward(tape, dit, grads));
+  OSP_TRY(sum_over_ranks(tape, grads, false));
   if (dlatents) OSP_TRY(osp_copy(&tape->dlatents, dlatents));
   return osp_device_synchronize(tape->device);
 }

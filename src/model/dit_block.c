@@ -108,13 +108,13 @@ static osp_status attend(const osp_model_config *c, const osp_tensor *q, const o
   return osp_attention_forward_lse(&qh, &kh, &vh, key_mask, scale, scratch, &oh, lse);
 }
 
-/* Self-attention over every rank's tokens of this one's heads/ranks heads (Ulysses). */
+/* Self-attention over every rank's tokens of this one's heads/ranks heads (Ulysses); training
+ * keeps the gathered tensors and the log-sum-exp. */
 static osp_status attend_ulysses(const osp_model_config *c, dit_block_tensors *t) {
-  if (t->lse1.data)
-    return osp_fail(OSP_ERR_UNSUPPORTED, "Ulysses attention keeps no log-sum-exp: training over ranks is not available yet");
   osp_tensor qh = dit_split_heads(&t->q, c->num_heads), kh = dit_split_heads(&t->k, c->num_heads);
   osp_tensor vh = dit_split_heads(&t->v, c->num_heads), oh = dit_split_heads(&t->a1, c->num_heads);
-  return osp_ulysses_attention(t->comm, t->ulysses, &qh, &kh, &vh, 1.0f / sqrtf((float)c->head_dim), t->scratch, &oh);
+  return osp_ulysses_attention(t->comm, t->ulysses, &qh, &kh, &vh, 1.0f / sqrtf((float)c->head_dim), t->scratch,
+                               t->ulysses_kept, &oh);
 }
 
 /* q or k of self-attention: projection, RMSNorm over all heads when the model has qk_norm, and

@@ -32,6 +32,7 @@ typedef struct {
   const osp_tensor *to_next;   /* gather index into the next block's layout; NULL: the same layout */
   const osp_tensor *scratch;   /* of osp_attention; NULL where the device needs none */
   const osp_ulysses *ulysses;  /* NULL: self-attention on this rank's rows; else Ulysses over comm */
+  const osp_ulysses_gathered *ulysses_kept; /* training: where Ulysses keeps its gathered tensors */
   osp_comm *comm;
 } dit_block_tensors;
 

@@ -12,6 +12,7 @@ typedef struct {
   osp_tensor n1, q_pre, k_pre, q, k, v, a1, lse1, o1, x1, n2, cq_pre, cq, a2, lse2, o2, x2, n3, h_pre,
       h, o3;
   osp_tensor ck_pre, ck, cv;
+  osp_tensor uq, uk, uv, ua, ulse; /* Ulysses' gathered q, k, v, output and lse, flat (sequence parallel) */
 } dit_block_record;
 
 struct osp_dit_tape {
@@ -43,6 +44,15 @@ struct osp_dit_tape {
   osp_tensor dhead_mod;                                   /* f32 [B, 2, C] */
   osp_tensor de, de_act, dt_act, dt_pre;                  /* [B, C] (de f32) */
   osp_tensor dtime_cast; /* [B, 6C] f32 or bf16: a time gradient in the other dtype (CUDA) */
+  /* Sequence parallelism: this rank's part of the plan (plan = sp.local), its patches and their
+   * gradient [B·tokens, in·pt·ph·pw], its head output's gradient [B·tokens, out·pt·ph·pw], every
+   * rank's head output in natural order [B, N, out·pt·ph·pw], scratch for the all-gathers, the
+   * block output before a layout change that leaves the rank, and the views of the block's
+   * Ulysses record (ulysses_kept points here). */
+  osp_comm *comm; /* NULL: one rank */
+  osp_sp_plan sp;
+  osp_tensor patches_local, dpatches_local, dtokens_local, tokens_all, gathered, x_moving;
+  osp_ulysses_gathered kept;
 };
 
 /* The block's tensors on the tape: its record in the block's layout, its input and output. */

@@ -28,6 +28,21 @@ static void context_sized(planner *p, const osp_dit_tape *tape, const osp_model_
   take(p, t, tape->dtype, 3, (int64_t[]){tape->options.batch, tape->options.text_rows, c->dim});
 }
 
+/* Ulysses' gathered q, k, v, output and lse of one block, flat, as large as the largest band-split
+ * layout needs (the block's layout views them). */
+static void plan_ulysses_record(planner *p, const osp_dit_tape *tape, dit_block_record *r) {
+  int64_t values = 0, lse = 0;
+  for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
+    const osp_ulysses *u = &tape->sp.ulysses[k];
+    if (!tape->sp.band_split[k]) continue;
+    if (u->rows * u->gathered * u->head_width > values) values = u->rows * u->gathered * u->head_width;
+    if (u->rows * u->gathered * (u->heads / u->ranks) > lse) lse = u->rows * u->gathered * (u->heads / u->ranks);
+  }
+  osp_tensor *gathered[4] = {&r->uq, &r->uk, &r->uv, &r->ua};
+  for (int i = 0; i < 4 && values; i++) take(p, gathered[i], tape->dtype, 1, &values);
+  if (lse) take(p, &r->ulse, OSP_F32, 1, &lse);
+}
+
 static void plan_record(planner *p, const osp_dit_tape *tape, const osp_model_config *c, dit_block_record *r) {
   osp_tensor *per_token[] = {&r->n1, &r->q_pre, &r->k_pre, &r->q, &r->k, &r->v, &r->a1, &r->o1, &r->x1,
                              &r->n2, &r->cq_pre, &r->cq, &r->a2, &r->o2, &r->x2, &r->n3, &r->o3};
@@ -40,6 +55,22 @@ static void plan_record(planner *p, const osp_dit_tape *tape, const osp_model_co
   context_sized(p, tape, c, &r->ck_pre);
   context_sized(p, tape, c, &r->ck);
   context_sized(p, tape, c, &r->cv);
+  if (tape->comm) plan_ulysses_record(p, tape, r);
+}
+
+/* What sequence parallelism adds (dit_tape.h). */
+static void plan_parallel(planner *p, osp_dit_tape *tape, const osp_model_config *c) {
+  const int64_t B = tape->options.batch, N = tape->grid[0] * tape->grid[1] * tape->grid[2];
+  const int64_t n = tape->plan.layout[OSP_PATTERN_FULL].tokens;
+  const int64_t patch = (int64_t)c->patch_size[0] * c->patch_size[1] * c->patch_size[2];
+  const int64_t in = c->in_channels * patch, out = c->out_channels * patch;
+  if (p->status == OSP_OK) p->status = osp_sp_allocate(&tape->sp, tape->dtype, c->dim, tape->device != OSP_CPU, p->a);
+  take(p, &tape->patches_local, tape->dtype, 3, (int64_t[]){B, n, in});
+  take(p, &tape->dpatches_local, tape->dtype, 3, (int64_t[]){B, n, in});
+  take(p, &tape->dtokens_local, tape->dtype, 3, (int64_t[]){B, n, out});
+  take(p, &tape->tokens_all, tape->dtype, 3, (int64_t[]){B, N, out});
+  take(p, &tape->gathered, tape->dtype, 2, (int64_t[]){B * N, in > out ? in : out});
+  tokens(p, tape, &tape->x_moving, c->dim);
 }
 
 static void plan_forward(planner *p, osp_dit_tape *tape, const osp_model_config *c) {
@@ -64,10 +95,12 @@ static void plan_forward(planner *p, osp_dit_tape *tape, const osp_model_config 
   context_sized(p, tape, c, &tape->text_embed.c_pre);
   context_sized(p, tape, c, &tape->text_embed.c_act);
   context_sized(p, tape, c, &tape->text_embed.context);
+  const int64_t n = tape->plan.layout[OSP_PATTERN_FULL].tokens; /* this rank's natural tokens per sample */
   take(p, &tape->head.head_mod, OSP_F32, 3, (int64_t[]){B, 2, C});
-  take(p, &tape->head.normed, D, 3, (int64_t[]){B, N, C});
+  take(p, &tape->head.normed, D, 3, (int64_t[]){B, n, C});
   tape->head.x = dit_in_layout(&tape->inputs[c->num_layers], &tape->plan.layout[OSP_PATTERN_FULL]);
-  take(p, &tape->head.tokens, D, 3, (int64_t[]){B, N, c->out_channels * patch});
+  take(p, &tape->head.tokens, D, 3, (int64_t[]){B, n, c->out_channels * patch});
+  if (tape->comm) plan_parallel(p, tape, c);
   take(p, &tape->mod, OSP_F32, 3, (int64_t[]){B, 6, C});
   if (p->status == OSP_OK) p->status = dit_allocate_rope(p->a, c, &tape->plan, tape->rope_cos, tape->rope_sin);
   const int64_t scratch = (int64_t)osp_attention_scratch_bytes(tape->device);
@@ -79,7 +112,8 @@ static void plan_backward(planner *p, osp_dit_tape *tape, const osp_model_config
   const osp_dtype D = tape->dtype;
   take(p, &tape->dvelocity, OSP_F32, tape->velocity.ndim, tape->velocity.shape);
   take(p, &tape->dlatents, OSP_F32, tape->latents.ndim, tape->latents.shape);
-  take(p, &tape->dtokens, D, 3, tape->head.tokens.shape);
+  const int64_t N = tape->grid[0] * tape->grid[1] * tape->grid[2], out = tape->head.tokens.shape[2];
+  take(p, &tape->dtokens, D, 3, (int64_t[]){B, N, out}); /* every token's: the inverse of unpatchify */
   take(p, &tape->dpatches, D, 3, tape->patches.shape);
   osp_tensor *per_token[] = {&tape->dx, &tape->dx_spare, &tape->d_o, &tape->dn, &tape->dln, &tape->ln,
                              &tape->da, &tape->dq, &tape->dk, &tape->dv, &tape->dpre};
@@ -109,6 +143,10 @@ static void plan_backward(planner *p, osp_dit_tape *tape, const osp_model_config
 /* Makes the plan and every buffer: against measuring arenas first, then against real ones. */
 static osp_status plan_tape(const osp_dit *dit, osp_arena *host, osp_arena *a, osp_dit_tape *tape) {
   OSP_TRY(osp_sparse_plan_make(&dit->config, tape->options.batch, tape->grid, host, &tape->plan));
+  if (tape->comm) {
+    OSP_TRY(osp_sp_plan_make(tape->comm, tape->options.mode, &dit->config, &tape->plan, host, &tape->sp));
+    tape->plan = tape->sp.local;
+  }
   planner p = {a, OSP_OK};
   if (tape->device != OSP_CPU) p.status = dit_upload_plan(a, &tape->plan);
   plan_forward(&p, tape, &dit->config);
@@ -156,7 +194,8 @@ static osp_status start_tape(const osp_dit *dit, const osp_dit_tape_options *opt
   OSP_TRY(check_options(dit, options, grid));
   osp_dit_tape *tape = calloc(1, sizeof *tape);
   if (!tape) return osp_fail(OSP_ERR_MEMORY, "training tape: out of memory");
-  *tape = (osp_dit_tape){.options = *options, .device = dit->device, .dtype = osp_device_dtype(dit->device)};
+  *tape = (osp_dit_tape){.options = *options, .device = dit->device, .dtype = osp_device_dtype(dit->device),
+                         .comm = options->sequence && osp_comm_size(options->sequence) > 1 ? options->sequence : NULL};
   for (int d = 0; d < 3; d++) tape->grid[d] = grid[d];
   *out = tape;
   return OSP_OK;
@@ -200,11 +239,23 @@ static osp_tensor lse_in_layout(const osp_tensor *buffer, const osp_layout *l, i
   return osp_tensor_make(buffer->data, OSP_F32, buffer->device, 3, (int64_t[]){l->rows, heads, l->tokens});
 }
 
+/* The record's Ulysses buffers as the gathered tensors of this layout's attention. */
+static const osp_ulysses_gathered *kept_views(osp_dit_tape *tape, const dit_block_record *r, const osp_ulysses *u) {
+  const int64_t heads = u->heads / u->ranks, shape[4] = {u->rows, u->gathered, heads, u->head_width / heads};
+  const osp_tensor *flat[4] = {&r->uq, &r->uk, &r->uv, &r->ua};
+  osp_tensor *view[4] = {&tape->kept.q, &tape->kept.k, &tape->kept.v, &tape->kept.out};
+  for (int i = 0; i < 4; i++) *view[i] = osp_tensor_make(flat[i]->data, flat[i]->dtype, flat[i]->device, 4, shape);
+  tape->kept.lse = osp_tensor_make(r->ulse.data, OSP_F32, r->ulse.device, 3, (int64_t[]){u->rows, heads, u->gathered});
+  return &tape->kept;
+}
+
 dit_block_tensors dit_tape_block(osp_dit_tape *tape, const osp_dit *dit, int index) {
   const osp_model_config *c = &dit->config;
   const osp_pattern k = (osp_pattern)c->schedule[index], next = dit_pattern_after(c, index);
   const osp_layout *l = &tape->plan.layout[k];
   dit_block_record *r = &tape->records[tape->options.checkpoint ? 0 : index];
+  /* where the layout change after the block leaves the rank, the block writes x_moving first */
+  const bool moves_between_ranks = next != k && !tape->plan.gather[k][next].ndim;
   dit_block_tensors t = {
       .x_in = dit_in_layout(&tape->inputs[index], l), .n1 = dit_in_layout(&r->n1, l),
       .q_pre = dit_in_layout(&r->q_pre, l), .k_pre = dit_in_layout(&r->k_pre, l), .q = dit_in_layout(&r->q, l),
@@ -215,18 +266,31 @@ dit_block_tensors dit_tape_block(osp_dit_tape *tape, const osp_dit *dit, int ind
       .lse2 = lse_in_layout(&r->lse2, l, c->num_heads), .o2 = dit_in_layout(&r->o2, l),
       .x2 = dit_in_layout(&r->x2, l), .n3 = dit_in_layout(&r->n3, l), .h_pre = dit_in_layout(&r->h_pre, l),
       .h = dit_in_layout(&r->h, l), .o3 = dit_in_layout(&r->o3, l),
-      .x_out = dit_in_layout(&tape->inputs[index + 1], &tape->plan.layout[next]),
+      .x_out = moves_between_ranks ? dit_in_layout(&tape->x_moving, l)
+                                   : dit_in_layout(&tape->inputs[index + 1], &tape->plan.layout[next]),
       .ck_pre = r->ck_pre, .ck = r->ck, .cv = r->cv, .mod = tape->mod, .context = &tape->text_embed.context,
       .rope_cos = &tape->rope_cos[k], .rope_sin = &tape->rope_sin[k],
       .key_mask = tape->plan.key_mask[k].data ? &tape->plan.key_mask[k] : NULL,
-      .to_next = next == k ? NULL : &tape->plan.gather[k][next],
+      .to_next = next == k || moves_between_ranks ? NULL : &tape->plan.gather[k][next],
       .scratch = tape->attention_scratch.data ? &tape->attention_scratch : NULL,
   };
+  if (tape->comm && tape->sp.band_split[k]) {
+    t.ulysses = &tape->sp.ulysses[k];
+    t.comm = tape->comm;
+    t.ulysses_kept = kept_views(tape, r, &tape->sp.ulysses[k]);
+  }
   return t;
 }
 
 static osp_status check_input(const char *what, const osp_tensor *given, const osp_tensor *planned) {
   return osp_check_shape(what, given, planned->ndim, planned->shape);
+}
+
+/* The residual stream from layout `from` into `to`: the plan's gather where it stays on the rank. */
+static osp_status change_layout(osp_dit_tape *tape, osp_pattern from, osp_pattern to, const osp_tensor *x,
+                                osp_tensor *x_next) {
+  if (tape->plan.gather[from][to].ndim) return osp_gather_rows(x, &tape->plan.gather[from][to], x_next);
+  return osp_sp_change_layout(&tape->sp, from, to, x, x_next);
 }
 
 osp_status osp_dit_forward_train(const osp_dit *dit, osp_dit_tape *tape, const osp_tensor *latents,
@@ -240,13 +304,18 @@ osp_status osp_dit_forward_train(const osp_dit *dit, osp_dit_tape *tape, const o
   OSP_TRY(osp_copy(timestep, &tape->timestep));
   OSP_TRY(osp_copy(context, &tape->text));
   const osp_pattern first = (osp_pattern)c->schedule[0];
-  osp_tensor embedded = dit_in_layout(first == OSP_PATTERN_FULL ? &tape->inputs[0] : &tape->embedded,
-                                      &tape->plan.layout[OSP_PATTERN_FULL]);
+  const osp_layout *natural = &tape->plan.layout[OSP_PATTERN_FULL];
+  osp_tensor embedded = dit_in_layout(first == OSP_PATTERN_FULL ? &tape->inputs[0] : &tape->embedded, natural);
   OSP_TRY(osp_patchify(&tape->latents, c->patch_size, &tape->patches));
-  OSP_TRY(osp_linear(&tape->patches, &dit->patch_embedding.weight, &dit->patch_embedding.bias, &embedded));
+  osp_tensor patches = tape->patches; /* this rank's: all of them on one rank */
+  if (tape->comm) {
+    patches = tape->patches_local;
+    OSP_TRY(osp_gather_rows(&tape->patches, &tape->sp.natural_order, &patches));
+  }
+  OSP_TRY(osp_linear(&patches, &dit->patch_embedding.weight, &dit->patch_embedding.bias, &embedded));
   if (first != OSP_PATTERN_FULL) {
     osp_tensor x0 = dit_in_layout(&tape->inputs[0], &tape->plan.layout[first]);
-    OSP_TRY(osp_gather_rows(&embedded, &tape->plan.gather[OSP_PATTERN_FULL][first], &x0));
+    OSP_TRY(change_layout(tape, OSP_PATTERN_FULL, first, &embedded, &x0));
   }
   OSP_TRY(dit_embed_time(dit, &tape->timestep, &tape->time));
   OSP_TRY(dit_embed_text(dit, &tape->text, &tape->text_embed));
@@ -254,9 +323,19 @@ osp_status osp_dit_forward_train(const osp_dit *dit, osp_dit_tape *tape, const o
   for (int i = 0; i < c->num_layers; i++) {
     dit_block_tensors t = dit_tape_block(tape, dit, i);
     OSP_TRY(dit_block_forward(dit, i, &tape->time.e0, &t));
+    const osp_pattern k = (osp_pattern)c->schedule[i], next = dit_pattern_after(c, i);
+    if (t.x_out.data == tape->x_moving.data) {
+      osp_tensor x_next = dit_in_layout(&tape->inputs[i + 1], &tape->plan.layout[next]);
+      OSP_TRY(osp_sp_change_layout(&tape->sp, k, next, &t.x_out, &x_next));
+    }
   }
   OSP_TRY(dit_head_forward(dit, &tape->time.e, &tape->head));
-  OSP_TRY(osp_unpatchify(&tape->head.tokens, c->patch_size, &tape->velocity));
+  const osp_tensor *tokens = &tape->head.tokens;
+  if (tape->comm) {
+    OSP_TRY(osp_sp_gather_natural(&tape->sp, &tape->head.tokens, &tape->gathered, &tape->tokens_all));
+    tokens = &tape->tokens_all;
+  }
+  OSP_TRY(osp_unpatchify(tokens, c->patch_size, &tape->velocity));
   OSP_TRY(osp_copy(&tape->velocity, velocity));
   return osp_device_synchronize(tape->device);
 }

@@ -19,6 +19,11 @@ typedef struct {
    * in the backward (one more forward of the blocks, a block's worth of activations instead of
    * all of them). */
   bool checkpoint;
+  /* Sequence parallelism (parallel/): the ranks of `sequence` share the tokens (NULL or one rank:
+   * all of them here), split for Skiparse blocks as `mode` says. The backward's parameter
+   * gradients are summed over the ranks, so every rank ends with the whole-sequence gradients. */
+  osp_comm *sequence;
+  osp_sp_mode mode;
 } osp_dit_tape_options;
 
 /* A tape for `dit` (on its device) and these shapes. */

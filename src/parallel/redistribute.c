@@ -1,6 +1,7 @@
 #include "parallel/redistribute.h"
 
 #include "core/status.h"
+#include "ops/grad.h"
 #include "ops/ops.h"
 
 static int64_t local_slots(const osp_shard *s, int q) { return s->rows[q] * s->tokens[q]; }
@@ -80,24 +81,43 @@ osp_tensor osp_rows_view(const osp_tensor *t, int64_t first, int64_t rows) {
                          t->device, 2, (int64_t[]){rows, C});
 }
 
+osp_status osp_all_to_all_rows(osp_comm *comm, int64_t row_bytes, const osp_tensor *out, const int64_t *out_rows,
+                               osp_tensor *in, const int64_t *in_rows) {
+  int64_t send_bytes[OSP_MAX_RANKS], send_offset[OSP_MAX_RANKS], recv_bytes[OSP_MAX_RANKS], recv_offset[OSP_MAX_RANKS];
+  int64_t sent = 0, received = 0;
+  for (int q = 0; q < osp_comm_size(comm); q++) {
+    send_offset[q] = sent * row_bytes;
+    send_bytes[q] = out_rows[q] * row_bytes;
+    recv_offset[q] = received * row_bytes;
+    recv_bytes[q] = in_rows[q] * row_bytes;
+    sent += out_rows[q];
+    received += in_rows[q];
+  }
+  return osp_comm_all_to_all(comm, out->data, send_bytes, send_offset, in->data, recv_bytes, recv_offset);
+}
+
+static int64_t row_bytes_of(const osp_tensor *t) { return t->shape[t->ndim - 1] * (int64_t)osp_dtype_size(t->dtype); }
+
 osp_status osp_redistribute(osp_comm *comm, const osp_redistribution *r, const osp_tensor *src,
                             osp_tensor *send, osp_tensor *recv, osp_tensor *dst) {
   if (r->local_only) return osp_gather_rows(src, &r->local_gather, dst);
-  const int64_t row_bytes = src->shape[src->ndim - 1] * (int64_t)osp_dtype_size(src->dtype);
   osp_tensor sent = osp_rows_view(send, 0, r->total_send), received = osp_rows_view(recv, 0, r->total_recv);
   osp_tensor pack = r->pack;
   pack.shape[0] = r->total_send;
   if (r->total_send) OSP_TRY(osp_gather_rows(src, &pack, &sent));
-  int64_t send_bytes[OSP_MAX_RANKS], send_offset[OSP_MAX_RANKS], recv_bytes[OSP_MAX_RANKS], recv_offset[OSP_MAX_RANKS];
-  int64_t sent_so_far = 0, received_so_far = 0;
-  for (int q = 0; q < r->ranks; q++) {
-    send_offset[q] = sent_so_far * row_bytes;
-    send_bytes[q] = r->send_rows[q] * row_bytes;
-    recv_offset[q] = received_so_far * row_bytes;
-    recv_bytes[q] = r->recv_rows[q] * row_bytes;
-    sent_so_far += r->send_rows[q];
-    received_so_far += r->recv_rows[q];
-  }
-  OSP_TRY(osp_comm_all_to_all(comm, sent.data, send_bytes, send_offset, received.data, recv_bytes, recv_offset));
+  OSP_TRY(osp_all_to_all_rows(comm, row_bytes_of(src), &sent, r->send_rows, &received, r->recv_rows));
   return osp_gather_rows(&received, &r->unpack, dst);
+}
+
+osp_status osp_redistribute_backward(osp_comm *comm, const osp_redistribution *r, const osp_tensor *ddst,
+                                     osp_tensor *send, osp_tensor *recv, osp_tensor *dsrc) {
+  OSP_TRY(osp_zero(dsrc));
+  if (r->local_only) return osp_gather_rows_backward(ddst, &r->local_gather, dsrc);
+  osp_tensor returned = osp_rows_view(send, 0, r->total_send), received = osp_rows_view(recv, 0, r->total_recv);
+  osp_tensor pack = r->pack;
+  pack.shape[0] = r->total_send;
+  if (r->total_recv) OSP_TRY(osp_zero(&received));
+  if (r->total_recv) OSP_TRY(osp_gather_rows_backward(ddst, &r->unpack, &received));
+  OSP_TRY(osp_all_to_all_rows(comm, row_bytes_of(ddst), &received, r->recv_rows, &returned, r->send_rows));
+  return r->total_send ? osp_gather_rows_backward(&returned, &pack, dsrc) : OSP_OK;
 }

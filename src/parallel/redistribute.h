@@ -33,6 +33,17 @@ osp_status osp_redistribution_plan(const osp_shard *from, const osp_shard *to, c
 osp_status osp_redistribute(osp_comm *comm, const osp_redistribution *r, const osp_tensor *src,
                             osp_tensor *send, osp_tensor *recv, osp_tensor *dst);
 
+/* The backward of osp_redistribute: dsrc (written) from ddst, the same exchange run in reverse
+ * (every token moved once, so each gradient row goes back to where its token came from; padding
+ * rows have none). send and recv as osp_redistribute's. */
+osp_status osp_redistribute_backward(osp_comm *comm, const osp_redistribution *r, const osp_tensor *ddst,
+                                     osp_tensor *send, osp_tensor *recv, osp_tensor *dsrc);
+
+/* An all-to-all of whole rows (row_bytes each), packed rank after rank: out_rows[q] rows of `out`
+ * go to rank q, in_rows[q] rows from rank q land in `in`. */
+osp_status osp_all_to_all_rows(osp_comm *comm, int64_t row_bytes, const osp_tensor *out, const int64_t *out_rows,
+                               osp_tensor *in, const int64_t *in_rows);
+
 /* rows of C values starting at row `first` of a contiguous tensor, as [rows, C]. */
 osp_tensor osp_rows_view(const osp_tensor *t, int64_t first, int64_t rows);
 

@@ -125,6 +125,12 @@ osp_status osp_sp_change_layout(const osp_sp_plan *sp, osp_pattern from, osp_pat
   return osp_redistribute(sp->comm, &sp->change[from][to], x, &send, &recv, x_next);
 }
 
+osp_status osp_sp_change_layout_backward(const osp_sp_plan *sp, osp_pattern from, osp_pattern to,
+                                         const osp_tensor *dx_next, osp_tensor *dx) {
+  osp_tensor send = sp->send, recv = sp->recv;
+  return osp_redistribute_backward(sp->comm, &sp->change[from][to], dx_next, &send, &recv, dx);
+}
+
 osp_status osp_sp_gather_natural(const osp_sp_plan *sp, const osp_tensor *mine, osp_tensor *gathered,
                                  osp_tensor *full) {
   const osp_shard *s = &sp->shard[OSP_PATTERN_FULL];

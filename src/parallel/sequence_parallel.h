@@ -44,6 +44,9 @@ osp_status osp_sp_allocate(osp_sp_plan *sp, osp_dtype dtype, int64_t C, bool mov
 /* x_next = x moved into layout `to` (this rank's tensors) where the change needs communication. */
 osp_status osp_sp_change_layout(const osp_sp_plan *sp, osp_pattern from, osp_pattern to,
                                 const osp_tensor *x, osp_tensor *x_next);
+/* Its backward: dx (written, layout `from`) from dx_next (layout `to`). */
+osp_status osp_sp_change_layout_backward(const osp_sp_plan *sp, osp_pattern from, osp_pattern to,
+                                         const osp_tensor *dx_next, osp_tensor *dx);
 /* full [B·N, W] on every rank = the natural-order rows of every rank's `mine` [B·tokens, W]
  * (the head's output), through `gathered` ([B·N, W] scratch). */
 osp_status osp_sp_gather_natural(const osp_sp_plan *sp, const osp_tensor *mine, osp_tensor *gathered,

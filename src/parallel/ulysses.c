@@ -1,6 +1,7 @@
 #include "parallel/ulysses.h"
 
 #include "core/status.h"
+#include "ops/grad.h"
 #include "ops/ops.h"
 #include "parallel/redistribute.h"
 
@@ -95,14 +96,8 @@ osp_status osp_ulysses_allocate(osp_ulysses *u, osp_dtype dtype, bool move_table
 static osp_status exchange(osp_comm *comm, const osp_ulysses *u, const osp_tensor *src, const osp_tensor *pack,
                            const int64_t *sent, const int64_t *received, const osp_tensor *unpack,
                            osp_tensor *dst) {
-  int64_t send_bytes[OSP_MAX_RANKS], send_offset[OSP_MAX_RANKS], recv_bytes[OSP_MAX_RANKS], recv_offset[OSP_MAX_RANKS];
-  const int64_t unit_bytes = u->head_width * (int64_t)osp_dtype_size(src->dtype);
   int64_t total_sent = 0, total_received = 0;
   for (int q = 0; q < u->ranks; q++) {
-    send_offset[q] = total_sent * unit_bytes;
-    send_bytes[q] = sent[q] * unit_bytes;
-    recv_offset[q] = total_received * unit_bytes;
-    recv_bytes[q] = received[q] * unit_bytes;
     total_sent += sent[q];
     total_received += received[q];
   }
@@ -112,23 +107,59 @@ static osp_status exchange(osp_comm *comm, const osp_ulysses *u, const osp_tenso
   osp_tensor dst_units = osp_tensor_make(dst->data, dst->dtype, dst->device, 2,
                                          (int64_t[]){osp_tensor_numel(dst) / u->head_width, u->head_width});
   OSP_TRY(osp_gather_rows(&src_units, pack, &send));
-  OSP_TRY(osp_comm_all_to_all(comm, send.data, send_bytes, send_offset, recv.data, recv_bytes, recv_offset));
+  OSP_TRY(osp_all_to_all_rows(comm, u->head_width * (int64_t)osp_dtype_size(src->dtype), &send, sent, &recv, received));
   return osp_gather_rows(&recv, unpack, &dst_units);
 }
 
-osp_status osp_ulysses_attention(osp_comm *comm, const osp_ulysses *u, const osp_tensor *q,
-                                 const osp_tensor *k, const osp_tensor *v, float scale,
-                                 const osp_tensor *scratch, osp_tensor *out) {
-  int64_t mine[OSP_MAX_RANKS], theirs[OSP_MAX_RANKS];
+/* The units this rank sends each rank as q goes out (`mine`: its own tokens of one head group),
+ * and receives from each (`theirs`: that rank's tokens). */
+static void unit_counts(const osp_ulysses *u, int64_t *mine, int64_t *theirs) {
   for (int p = 0; p < u->ranks; p++) {
     mine[p] = u->rows * u->tokens;
     theirs[p] = u->rows * u->token_counts[p];
   }
+}
+
+/* Local [rows, tokens, heads, D] → gathered [rows, gathered, heads/ranks, D] (as q goes out), or
+ * back (as the output comes home). */
+static osp_status scatter_heads(osp_comm *comm, const osp_ulysses *u, const osp_tensor *local, osp_tensor *gathered) {
+  int64_t mine[OSP_MAX_RANKS], theirs[OSP_MAX_RANKS];
+  unit_counts(u, mine, theirs);
+  return exchange(comm, u, local, &u->scatter_pack, mine, theirs, &u->scatter_unpack, gathered);
+}
+
+static osp_status gather_heads(osp_comm *comm, const osp_ulysses *u, const osp_tensor *gathered, osp_tensor *local) {
+  int64_t mine[OSP_MAX_RANKS], theirs[OSP_MAX_RANKS];
+  unit_counts(u, mine, theirs);
+  return exchange(comm, u, gathered, &u->gather_pack, theirs, mine, &u->gather_unpack, local);
+}
+
+osp_status osp_ulysses_attention(osp_comm *comm, const osp_ulysses *u, const osp_tensor *q,
+                                 const osp_tensor *k, const osp_tensor *v, float scale,
+                                 const osp_tensor *scratch, const osp_ulysses_gathered *keep,
+                                 osp_tensor *out) {
   const osp_tensor *local[3] = {q, k, v};
-  osp_tensor gathered[3] = {u->q, u->k, u->v}, attended = u->out;
-  for (int i = 0; i < 3; i++)
-    OSP_TRY(exchange(comm, u, local[i], &u->scatter_pack, mine, theirs, &u->scatter_unpack, &gathered[i]));
+  osp_ulysses_gathered g = keep ? *keep : (osp_ulysses_gathered){.q = u->q, .k = u->k, .v = u->v, .out = u->out};
+  osp_tensor *gathered[3] = {&g.q, &g.k, &g.v};
+  for (int i = 0; i < 3; i++) OSP_TRY(scatter_heads(comm, u, local[i], gathered[i]));
   const osp_tensor *mask = u->key_mask.data ? &u->key_mask : NULL;
-  OSP_TRY(osp_attention(&gathered[0], &gathered[1], &gathered[2], mask, scale, scratch, &attended));
-  return exchange(comm, u, &attended, &u->gather_pack, theirs, mine, &u->gather_unpack, out);
+  if (g.lse.data) OSP_TRY(osp_attention_forward_lse(&g.q, &g.k, &g.v, mask, scale, scratch, &g.out, &g.lse));
+  else OSP_TRY(osp_attention(&g.q, &g.k, &g.v, mask, scale, scratch, &g.out));
+  return gather_heads(comm, u, &g.out, out);
+}
+
+osp_status osp_ulysses_attention_backward(osp_comm *comm, const osp_ulysses *u, const osp_ulysses_gathered *kept,
+                                          const osp_tensor *dout, float scale, const osp_tensor *scratch,
+                                          osp_tensor *dq, osp_tensor *dk, osp_tensor *dv) {
+  osp_tensor dout_g = u->out, dq_g = u->q, dk_g = u->k, dv_g = u->v;
+  OSP_TRY(scatter_heads(comm, u, dout, &dout_g));
+  OSP_TRY(osp_zero(&dq_g));
+  OSP_TRY(osp_zero(&dk_g));
+  OSP_TRY(osp_zero(&dv_g));
+  const osp_tensor *mask = u->key_mask.data ? &u->key_mask : NULL;
+  OSP_TRY(osp_attention_backward(&kept->q, &kept->k, &kept->v, mask, scale, &kept->out, &kept->lse, &dout_g,
+                                 scratch, &dq_g, &dk_g, &dv_g));
+  OSP_TRY(gather_heads(comm, u, &dq_g, dq));
+  OSP_TRY(gather_heads(comm, u, &dk_g, dk));
+  return gather_heads(comm, u, &dv_g, dv);
 }

@@ -35,10 +35,24 @@ osp_status osp_ulysses_plan(const osp_shard *shard, int me, int heads, int head_
 /* Its buffers in `dtype` from a device arena, and its tables moved there where `move_tables`
  * (a device other than the CPU). */
 osp_status osp_ulysses_allocate(osp_ulysses *u, osp_dtype dtype, bool move_tables, osp_arena *device);
+/* The gathered tensors of one attention: q, k, v and its output [rows, gathered, heads/ranks, D],
+ * and the log-sum-exp f32 [rows, heads/ranks, gathered] (training keeps them for the backward). */
+typedef struct {
+  osp_tensor q, k, v, out, lse;
+} osp_ulysses_gathered;
+
 /* out = attention over every rank's tokens of q, k, v: all four [rows, tokens, heads, D] on this
- * rank; scratch as osp_attention's. */
+ * rank; scratch as osp_attention's. `keep` NULL: the gathered tensors go to u's own buffers and
+ * no log-sum-exp is kept; else into keep's (training). */
 osp_status osp_ulysses_attention(osp_comm *comm, const osp_ulysses *u, const osp_tensor *q,
                                  const osp_tensor *k, const osp_tensor *v, float scale,
-                                 const osp_tensor *scratch, osp_tensor *out);
+                                 const osp_tensor *scratch, const osp_ulysses_gathered *keep,
+                                 osp_tensor *out);
+/* Its backward: dq, dk, dv (this rank's, written) from dout (this rank's), through the kept
+ * gathered tensors: dout goes out as q did, attention's backward runs on the gathered heads (in u's
+ * own buffers), and the gradients come back as the output did: four all-to-alls. */
+osp_status osp_ulysses_attention_backward(osp_comm *comm, const osp_ulysses *u, const osp_ulysses_gathered *kept,
+                                          const osp_tensor *dout, float scale, const osp_tensor *scratch,
+                                          osp_tensor *dq, osp_tensor *dk, osp_tensor *dv);
 
 #endif

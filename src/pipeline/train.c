@@ -22,6 +22,7 @@ enum { WEIGHTS, GRADS, M, V, EMA, COMPUTE, DITS };
 
 typedef struct {
   const osp_train_config *config;
+  osp_train_ranks ranks;
   /* On the training device, f32: the master weights, their gradients, AdamW's moments and the
    * weights' EMA (where kept). On CUDA the forward and backward read `compute`, a bf16 copy of the
    * weights made after every update; on the CPU they read the weights themselves. */
@@ -169,7 +170,8 @@ static osp_status make_tape(trainer *t) {
   const osp_dataset_shape *s = osp_dataset_shape_of(t->data);
   const osp_dit_tape_options options = {.batch = t->config->batch_size, .frames = s->frames, .height = s->height,
                                         .width = s->width, .text_rows = s->context_tokens,
-                                        .checkpoint = t->config->activation_checkpointing};
+                                        .checkpoint = t->config->activation_checkpointing,
+                                        .sequence = t->ranks.sequence, .mode = t->ranks.mode};
   return osp_dit_tape_create(model(t), &options, &t->tape);
 }
 
@@ -261,7 +263,7 @@ static osp_status take_step(trainer *t, int64_t step, osp_train_metrics *metrics
   OSP_TRY(update(t, step, &metrics->lr));
   t->state = (osp_train_state){.step = step, .position = osp_dataset_tell(t->data), .loss = metrics->loss};
   const int64_t every = t->config->checkpoint_every;
-  if ((every && step % every == 0) || step == t->config->steps) {
+  if (t->ranks.writes && ((every && step % every == 0) || step == t->config->steps)) {
     osp_train_tensors tensors = saved_tensors(t);
     OSP_TRY(sync_host(t, true));
     OSP_TRY(osp_checkpoint_save(t->config->output, &tensors, &t->state, checkpoint, size));
@@ -277,7 +279,13 @@ static osp_status take_step(trainer *t, int64_t step, osp_train_metrics *metrics
 }
 
 osp_status osp_train(const osp_train_config *config, const char *resume, osp_train_observer observe, void *user) {
-  trainer t = {.config = config};
+  const osp_train_ranks alone = {.writes = true};
+  return osp_train_over(config, &alone, resume, observe, user);
+}
+
+osp_status osp_train_over(const osp_train_config *config, const osp_train_ranks *ranks, const char *resume,
+                          osp_train_observer observe, void *user) {
+  trainer t = {.config = config, .ranks = *ranks};
   osp_status status = start(&t, resume);
   char checkpoint[4096 + 64];
   for (int64_t step = t.state.step + 1; status == OSP_OK && step <= config->steps; step++) {

@@ -7,6 +7,9 @@
 #ifndef OSP_PIPELINE_TRAIN_H
 #define OSP_PIPELINE_TRAIN_H
 
+#include <stdbool.h>
+
+#include "parallel/sequence_parallel.h"
 #include "pipeline/train_config.h"
 
 /* What a step did, for progress and the metrics log. */
@@ -25,5 +28,18 @@ typedef void (*osp_train_observer)(const osp_train_metrics *metrics, void *user)
  * hears of every step. */
 osp_status osp_train(const osp_train_config *config, const char *resume, osp_train_observer observe,
                      void *user);
+
+/* Training over the ranks of a sequence-parallel group (mpirun -np N osp train --sp ...): every
+ * rank runs the same steps on the same data with its share of the tokens; the backward sums the
+ * ranks' gradients, so every rank takes the same AdamW step. Only the rank that `writes` saves
+ * checkpoints. */
+typedef struct {
+  osp_comm *sequence; /* NULL or one rank: alone */
+  osp_sp_mode mode;
+  bool writes;
+} osp_train_ranks;
+
+osp_status osp_train_over(const osp_train_config *config, const osp_train_ranks *ranks, const char *resume,
+                          osp_train_observer observe, void *user);
 
 #endif

@@ -2,7 +2,8 @@
 """Sequence parallelism on CPU ranks: `mpirun -np N osp dit` equals `osp dit` on one rank, and the
 bytes each block sends match PAPER.md 6.3.
 
-usage: python tests/parallel/sp_parity.py OSP_BINARY WORKDIR [--tol 1e-6] [--device cuda --tol 2e-2]
+usage: python tests/parallel/sp_parity.py OSP_BINARY WORKDIR [--tol 1e-6 --grad-tol 1e-5]
+       python tests/parallel/sp_parity.py OSP_BINARY WORKDIR --device cuda --ranks 2 --tol 2e-2 --grad-tol 5e-2
 
 Every case runs a tiny random DiT (4 heads of 8 values, 32 on CUDA, so 2 and 4 ranks divide them) once on one rank and
 once under mpirun (oversubscribed: 2 cores are enough), and compares the velocities:
@@ -10,6 +11,11 @@ once under mpirun (oversubscribed: 2 cores are enough), and compares the velocit
 Cases: Ulysses and SSP on 2 and 4 ranks; the full, dual_end and every_k schedules; token grids that
 need padding (5 x 7 -> 8 x 8) and that do not (4 x 8); batch 1 and 2; CFG parallelism (the batch
 over two groups of ranks) alone and with SSP or Ulysses inside each group, up to 8 ranks.
+
+The backward too (`osp dit --grad-output`): velocity, the latents' gradient and every parameter's
+gradient on N ranks equal the single rank's, each within grad-tol of its own largest magnitude
+(fp32: 1e-5; the ranks' parameter gradients are summed in another order), with and without
+--checkpoint; and `osp train` over N ranks takes the same steps (losses and final weights).
 
 Byte counters (`osp dit --verbose` prints each block's bytes sent, summed over the ranks): on S
 ranks with batch B, width C and 4-byte floats,
@@ -28,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -64,6 +71,50 @@ def run_dit(osp, work, name, inputs, schedule, ranks=1, extra=(), verbose=False)
     return load_file(out)["velocity"], p.stdout
 
 
+def write_grad_output(path, inputs):
+    """A fixed gradient of the loss with respect to the velocity, for --grad-output."""
+    b, f, h, w, _ = (int(x) for x in inputs.split(","))
+    g = np.random.default_rng(5).standard_normal((b, CONFIG["out_channels"], f, h, w)).astype(np.float32)
+    header = json.dumps({"velocity": {"dtype": "F32", "shape": list(g.shape), "data_offsets": [0, g.nbytes]}}).encode()
+    with open(path, "wb") as out:
+        out.write(len(header).to_bytes(8, "little") + header + g.tobytes())
+
+
+def run_grads(osp, work, name, inputs, schedule, ranks=1, extra=()):
+    """Every tensor of `osp dit --grad-output` (velocity, latents' and parameters' gradients)."""
+    grad = os.path.join(work, "grad_output.safetensors")
+    write_grad_output(grad, inputs)
+    out = os.path.join(work, name + ".safetensors")
+    cmd = (mpirun(ranks) if ranks > 1 else []) + [
+        osp, "dit", "--config", os.path.join(work, "config.json"), "--random-weights", "7", "--random-inputs", inputs,
+        "--schedule", schedule, "--sparse-ratio", "2", "--device", DEVICE, "--grad-output", grad, "-o", out, *extra]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return load_file(out)
+
+
+def run_training(osp, work, name, ranks, extra=()):
+    """`osp train` for 4 steps (batch 2, Skiparse schedule, synthetic data): losses and final weights."""
+    out = os.path.join(work, name)
+    shutil.rmtree(out, ignore_errors=True)
+    config = {"model": {"config": os.path.join(work, "config.json"), "random_weights_seed": 3,
+                        "schedule": "full,full,token,group,token,group,full,full", "sparse_ratio": 2},
+              "data": {"synthetic": {"samples": 8, "frames": 3, "height": 10, "width": 14, "text_rows": 5}},
+              "batch_size": 2, "steps": 4, "seed": 11, "device": DEVICE, "output": out,
+              "optimizer": {"lr": 1e-3, "weight_decay": 0.01, "clip_grad_norm": 1.0},
+              "lr_schedule": {"kind": "cosine", "warmup_steps": 2, "min_lr": 1e-5}, "checkpoint_every": 4}
+    path = os.path.join(work, name + ".json")
+    with open(path, "w") as f:
+        json.dump(config, f)
+    cmd = (mpirun(ranks) if ranks > 1 else []) + [osp, "train", "--config", path, *extra]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    losses = [json.loads(line)["loss"] for line in open(os.path.join(out, "metrics.jsonl"))]
+    return losses, load_file(os.path.join(out, "step-4", "weights.safetensors"))
+
+
 def block_bytes(stdout):
     """{block: bytes sent by all ranks} from the --verbose table."""
     rows = re.findall(r"^\s*(\d+) (full|token|group)\s+(\d+)\s*$", stdout, re.M)
@@ -93,6 +144,7 @@ def main():
     ap.add_argument("osp")
     ap.add_argument("work")
     ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--grad-tol", type=float, default=1e-5)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--ranks", default="2,4,8", help="rank counts to run (one GPU each on cuda)")
     args = ap.parse_args()
@@ -126,6 +178,41 @@ def main():
             report(err <= args.tol, f"{name}: rel err {err:.2e} (tol {args.tol:g})")
         except Exception as e:  # noqa: BLE001 - one failing case must not hide the others
             report(False, f"{name}: {e}")
+
+    # Gradients: the backward over N ranks equals the backward on one, every tensor within the
+    # tolerance of its own largest magnitude (the ranks' parameter gradients are summed in another
+    # order); with --checkpoint too.
+    for ranks, mode, schedule, inputs, extra in [
+            (2, "ssp", "dual_end:4", "1,3,10,14,5", []), (2, "ulysses", "dual_end:4", "1,3,10,14,5", []),
+            (4, "ssp", "every_k:3", "1,4,8,16,5", []), (4, "ulysses", "dual_end:4", "2,3,10,14,5", []),
+            (4, "ssp", "dual_end:4", "2,3,10,14,5", ["--checkpoint"])]:
+        if ranks not in rank_counts:
+            continue
+        name = f"gradients, {ranks} ranks {mode} {schedule} inputs {inputs} {' '.join(extra)}".strip()
+        try:
+            want = run_grads(args.osp, args.work, "grad_single", inputs, schedule, 1, extra)
+            got = run_grads(args.osp, args.work, "grad_multi", inputs, schedule, ranks, ["--sp", mode, *extra])
+            errs = sorted((float(np.abs(got[k] - want[k]).max() / max(np.abs(want[k]).max(), 1e-30)), k) for k in want)
+            ok = sorted(got) == sorted(want) and errs[-1][0] <= args.grad_tol
+            report(ok, f"{name}: {len(want)} tensors, worst rel err {errs[-1][0]:.2e} ({errs[-1][1]}; tol {args.grad_tol:g})")
+        except Exception as e:  # noqa: BLE001
+            report(False, f"{name}: {e}")
+
+    # Training: `mpirun -np N osp train --sp MODE` takes the single rank's steps (losses within
+    # grad-tol relative; final weights within grad-tol of each tensor's largest magnitude).
+    for ranks, mode in [(2, "ssp"), (4, "ulysses")]:
+        if ranks not in rank_counts:
+            continue
+        try:
+            want_loss, want_w = run_training(args.osp, args.work, "train_single", 1)
+            got_loss, got_w = run_training(args.osp, args.work, "train_multi", ranks, ["--sp", mode])
+            loss_err = max(abs(a - b) / abs(b) for a, b in zip(got_loss, want_loss))
+            w_err = max(float(np.abs(got_w[k] - want_w[k]).max() / max(np.abs(want_w[k]).max(), 1e-30)) for k in want_w)
+            ok = len(got_loss) == len(want_loss) == 4 and loss_err <= args.grad_tol and w_err <= args.grad_tol
+            report(ok, f"osp train, {ranks} ranks {mode}, 4 steps: loss rel err {loss_err:.2e}, weights rel err "
+                       f"{w_err:.2e} (tol {args.grad_tol:g})")
+        except Exception as e:  # noqa: BLE001
+            report(False, f"osp train, {ranks} ranks {mode}: {e}")
 
     # Bytes: dual_end:4 on 8 blocks is F F T G T G F F; block 3 (group, then token) is one switch.
     for inputs, (T, H, W, Hp, Wp) in (("1,3,10,14,5", (3, 5, 7, 8, 8)), ("1,4,8,16,5", (4, 4, 8, 4, 8))):
