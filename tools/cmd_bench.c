@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "cli_ranks.h"
+#include "bench_traffic.h"
 #include "commands.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -23,9 +24,9 @@
 #include "sparse/plan.h"
 
 typedef struct {
-  const char *device, *preset, *resolutions, *schedules, *json, *repeat, *sp;
-  long long repeat_count; /* --repeat, parsed */
-  int skip_ops, skip_forward, train, cfg_parallel;
+  const char *device, *preset, *resolutions, *schedules, *json, *repeat, *sp, *ranks, *config;
+  long long repeat_count, rank_count; /* --repeat, --ranks, parsed */
+  int skip_ops, skip_forward, train, cfg_parallel, dry_run;
 } bench_arguments;
 
 typedef struct {
@@ -605,12 +606,55 @@ static osp_status write_json(const char *path, const bench *b, const char *model
   return OSP_OK;
 }
 
+/* The model: --config's file, else --preset (default wan2.1-t2v-14b); *name says which. */
+static osp_status choose_model(const bench_arguments *a, osp_model_config *config, const char **name) {
+  *name = a->config ? a->config : a->preset ? a->preset : "wan2.1-t2v-14b";
+  return a->config ? osp_config_load(a->config, config) : osp_config_preset(*name, config);
+}
+
+/* --dry-run: the traffic of every resolution and schedule from the plans alone. */
+typedef struct {
+  const bench_arguments *a;
+  const osp_model_config *config;
+  resolution res;
+  int value_bytes;
+  json_t *results;
+} dry_run_context;
+
+static osp_status traffic_with(void *p, const char *schedule) {
+  dry_run_context *d = p;
+  osp_model_config c = *d->config;
+  OSP_TRY(osp_config_set_schedule("--schedule", schedule, &c));
+  const bench_traffic_shape shape = {d->res.name, {d->res.latent[0], d->res.latent[1], d->res.latent[2]}};
+  return bench_traffic(&c, &shape, (int)d->a->rank_count, d->a->cfg_parallel, d->value_bytes, d->results);
+}
+
+static osp_status traffic_at(void *p, const char *name) {
+  dry_run_context *d = p;
+  OSP_TRY(find_resolution(name, &d->res));
+  return for_each_item(d->a->schedules, traffic_with, d);
+}
+
+static osp_status dry_run(const bench_arguments *a, osp_device device) {
+  osp_model_config config;
+  const char *model;
+  OSP_TRY(choose_model(a, &config, &model));
+  printf("osp bench --dry-run: %s, %lld ranks, no device\n", model, a->rank_count);
+  dry_run_context d = {.a = a, .config = &config, .value_bytes = (int)osp_dtype_size(osp_device_dtype(device)),
+                       .results = json_array()};
+  osp_status status = for_each_item(a->resolutions, traffic_at, &d);
+  bench b = {.device = device, .results = d.results};
+  if (status == OSP_OK && a->json) status = write_json(a->json, &b, model);
+  json_decref(d.results);
+  return status;
+}
+
 static osp_status run(const bench_arguments *a, const cli_ranks *ranks, osp_device device) {
   bench b = {.repeat = (int)a->repeat_count, .ranks = ranks, .device = device};
   const bool alone = ranks->size == 1, speak = ranks->rank == 0;
-  const char *model = a->preset ? a->preset : "wan2.1-t2v-14b";
   osp_model_config config;
-  OSP_TRY(osp_config_preset(model, &config));
+  const char *model;
+  OSP_TRY(choose_model(a, &config, &model));
   b.results = json_array();
   if (speak) printf("osp bench: %s on %s, %d calls per op\n", model, b.device == OSP_CUDA ? "cuda" : "cpu", b.repeat);
   if (speak && !alone)
@@ -651,6 +695,10 @@ int cmd_bench(int argc, char **argv) {
       {"--sp", NULL, "ulysses|ssp", "under mpirun -np N (one rank per GPU): how Skiparse blocks split the sequence "
                                     "(default ssp; full blocks run Ulysses); forwards only", &a.sp, NULL},
       {"--cfg-parallel", NULL, NULL, "under mpirun: the batch over two halves of the ranks", NULL, &a.cfg_parallel},
+      {"--dry-run", NULL, NULL, "no device, no weights: print the bytes each rank would send over --ranks N ranks, "
+                                "Ulysses and SSP side by side, from the plans alone", NULL, &a.dry_run},
+      {"--ranks", NULL, "N", "with --dry-run: how many ranks (with --cfg-parallel, two groups of N/2)", &a.ranks, NULL},
+      {"--config", NULL, "C.json", "a model config.json instead of --preset", &a.config, NULL},
       {0},
   };
   cli_command command = {
@@ -669,9 +717,18 @@ int cmd_bench(int argc, char **argv) {
   if (a.repeat && (rc = cli_parse_count(&command, "--repeat", a.repeat, &a.repeat_count))) return rc;
   if (a.repeat_count < 1 || a.repeat_count > 1000000)
     return cli_usage_error(&command, "--repeat expects 1 to 1000000 calls, found %lld", a.repeat_count);
+  if (a.ranks && (rc = cli_parse_count(&command, "--ranks", a.ranks, &a.rank_count))) return rc;
+  if (a.dry_run != (a.ranks != NULL)) return cli_usage_error(&command, "--dry-run and --ranks N go together");
+  if (a.dry_run && (a.rank_count < 2 || a.rank_count > OSP_MAX_RANKS))
+    return cli_usage_error(&command, "--ranks expects 2 to %d ranks, found %lld", OSP_MAX_RANKS, a.rank_count);
+  if (a.config && a.preset) return cli_usage_error(&command, "give --config or --preset, not both");
   cli_ranks ranks = {0};
   osp_device device;
   osp_status status = cli_parse_device(a.device, OSP_CUDA, &device);
+  if (status == OSP_OK && a.dry_run) {
+    status = dry_run(&a, device);
+    return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+  }
   if (status == OSP_OK) status = cli_ranks_start(a.sp, a.cfg_parallel, device, &ranks);
   if (status == OSP_OK) status = run(&a, &ranks, device);
   rc = status == OSP_OK ? CLI_EXIT_OK : cli_ranks_failure(&ranks, status);

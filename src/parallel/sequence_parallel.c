@@ -90,12 +90,42 @@ static osp_status natural_tables(osp_sp_plan *sp, osp_arena *host) {
   return OSP_OK;
 }
 
-osp_status osp_sp_plan_make(osp_comm *comm, osp_sp_mode mode, const osp_model_config *cfg,
-                            const osp_sparse_plan *serial, osp_arena *host, osp_sp_plan *sp) {
-  *sp = (osp_sp_plan){.comm = comm, .mode = mode, .me = osp_comm_rank(comm), .ranks = osp_comm_size(comm)};
+osp_status osp_sp_plan_for(int me, int ranks, osp_sp_mode mode, const osp_model_config *cfg,
+                           const osp_sparse_plan *serial, osp_arena *host, osp_sp_plan *sp) {
+  *sp = (osp_sp_plan){.mode = mode, .me = me, .ranks = ranks};
   OSP_TRY(split_layouts(sp, serial, host));
   OSP_TRY(localize(sp, cfg, serial, host));
   return natural_tables(sp, host);
+}
+
+osp_status osp_sp_plan_make(osp_comm *comm, osp_sp_mode mode, const osp_model_config *cfg,
+                            const osp_sparse_plan *serial, osp_arena *host, osp_sp_plan *sp) {
+  OSP_TRY(osp_sp_plan_for(osp_comm_rank(comm), osp_comm_size(comm), mode, cfg, serial, host, sp));
+  sp->comm = comm;
+  return OSP_OK;
+}
+
+/* Rows of C values a layout change sends the other ranks (none where it stays on the rank). */
+static int64_t change_rows(const osp_sp_plan *sp, osp_pattern from, osp_pattern to) {
+  const osp_redistribution *r = &sp->change[from][to];
+  int64_t rows = 0;
+  for (int q = 0; q < sp->ranks && from != to && !r->local_only; q++)
+    if (q != sp->me) rows += r->send_rows[q];
+  return rows;
+}
+
+int64_t osp_sp_block_bytes(const osp_sp_plan *sp, const osp_model_config *cfg, int index, int64_t value_bytes) {
+  const osp_pattern k = (osp_pattern)cfg->schedule[index], next = index + 1 < cfg->num_layers
+                                                                        ? (osp_pattern)cfg->schedule[index + 1]
+                                                                        : OSP_PATTERN_FULL;
+  int64_t values = change_rows(sp, k, next) * cfg->dim;
+  if (index == 0) values += change_rows(sp, OSP_PATTERN_FULL, k) * cfg->dim;
+  if (sp->band_split[k]) { /* q, k, v out: this rank's tokens of each other head group; back: theirs */
+    const osp_ulysses *u = &sp->ulysses[k];
+    for (int p = 0; p < sp->ranks; p++)
+      if (p != sp->me) values += (3 * u->rows * u->tokens + u->rows * u->token_counts[p]) * u->head_width;
+  }
+  return values * value_bytes;
 }
 
 osp_status osp_sp_allocate(osp_sp_plan *sp, osp_dtype dtype, int64_t C, bool move_tables,

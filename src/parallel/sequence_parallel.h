@@ -36,6 +36,14 @@ typedef struct {
 /* Cuts `serial` (for `cfg`) into rank osp_comm_rank(comm)'s part; tables from `host`. */
 osp_status osp_sp_plan_make(osp_comm *comm, osp_sp_mode mode, const osp_model_config *cfg,
                             const osp_sparse_plan *serial, osp_arena *host, osp_sp_plan *sp);
+/* The same plan for rank `me` of `ranks` with no communicator: to count what it would send. */
+osp_status osp_sp_plan_for(int me, int ranks, osp_sp_mode mode, const osp_model_config *cfg,
+                           const osp_sparse_plan *serial, osp_arena *host, osp_sp_plan *sp);
+/* Bytes this rank sends the others in block `index` of cfg's schedule, `value_bytes` a value: its
+ * Ulysses attention (q, k, v out, the output back) and the layout change after it (before it too
+ * for block 0), as the forward's counters count them. */
+int64_t osp_sp_block_bytes(const osp_sp_plan *sp, const osp_model_config *cfg, int index, int64_t value_bytes);
+
 /* Buffers on the forward's device (`dtype`, C = model dim) from `device_arena`, with the tables
  * moved there where `move_tables`. */
 osp_status osp_sp_allocate(osp_sp_plan *sp, osp_dtype dtype, int64_t C, bool move_tables,

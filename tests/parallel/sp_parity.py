@@ -233,6 +233,30 @@ def main():
         except Exception as e:  # noqa: BLE001
             report(False, f"bytes {inputs}: {e}")
 
+    # osp bench --dry-run predicts, from the plans alone, the bytes the runs above measured.
+    if DEVICE == "cpu" and 4 in rank_counts:
+        try:
+            sparse_config = dict(CONFIG, sparse_ratio=2, skiparse_model_type="dual_end", num_full_blocks=4)
+            path = os.path.join(args.work, "config_sparse.json")
+            with open(path, "w") as f:
+                json.dump(sparse_config, f)
+            report_json = os.path.join(args.work, "dry_run.json")
+            cmd = [args.osp, "bench", "--dry-run", "--ranks", "4", "--config", path, "--res", "3x10x14",
+                   "--schedule", "dual_end:4", "--device", "cpu", "--json", report_json]
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+            if p.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+            predicted = json.load(open(report_json))["results"][0]
+            measured = {}
+            for mode in ("ulysses", "ssp"):
+                out = run_dit(args.osp, args.work, "dry", "1,3,10,14,5", "dual_end:4", 4, ["--sp", mode], True)[1]
+                measured[mode] = sum(block_bytes(out).values())
+            want = {m: predicted[f"{m}_forward_bytes"] * 4 for m in ("ulysses", "ssp")}
+            report(want == {m: float(v) for m, v in measured.items()},
+                   f"osp bench --dry-run --ranks 4: predicted {want}, measured {measured} (bytes, all ranks)")
+        except Exception as e:  # noqa: BLE001
+            report(False, f"osp bench --dry-run: {e}")
+
     # 3 ranks cannot split 4 heads: every rank stops with the message (no hang: the timeout).
     if DEVICE != "cpu":
         print(f"sp_parity: {passed} passed, {failed} failed")
