@@ -88,12 +88,14 @@ osp_status bench_traffic(const osp_model_config *c, const bench_traffic_shape *s
   printf("\n");
   printf("%-40s N'/(4N) = %.4f (N = %.0f, N' = %.0f tokens)\n", "a switch block against a full block", padded / (4 * N),
          N, padded);
-  json_array_append_new(results, json_pack("{s:s, s:s, s:s, s:i, s:b, s:f, s:f, s:f, s:f, s:f, s:f}", "section",
-                                           "traffic", "resolution", shape->name, "schedule", letters, "ranks", ranks,
-                                           "cfg_parallel", cfg_parallel, "ulysses_forward_bytes", total_u,
-                                           "ssp_forward_bytes", total_s, "ulysses_full_block_bytes",
-                                           per_pattern(c, &ulysses, OSP_PATTERN_FULL, group), "ssp_token_block_bytes",
-                                           per_pattern(c, &ssp, OSP_PATTERN_TOKEN, group), "tokens", N,
-                                           "padded_tokens", padded));
+  json_t *row = json_pack("{s:s, s:s, s:s, s:i, s:b, s:f, s:f, s:f, s:f}", "section", "traffic", "resolution",
+                          shape->name, "schedule", letters, "ranks", ranks, "cfg_parallel", cfg_parallel,
+                          "ulysses_forward_bytes", total_u, "ulysses_full_block_bytes",
+                          per_pattern(c, &ulysses, OSP_PATTERN_FULL, group), "tokens", N, "padded_tokens", padded);
+  /* SSP's numbers where it can split the group; null where it cannot */
+  json_object_set_new(row, "ssp_forward_bytes", has_ssp ? json_real(total_s) : json_null());
+  json_object_set_new(row, "ssp_token_block_bytes",
+                      has_ssp ? json_real(per_pattern(c, &ssp, OSP_PATTERN_TOKEN, group)) : json_null());
+  json_array_append_new(results, row);
   return OSP_OK;
 }
