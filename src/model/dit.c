@@ -38,6 +38,7 @@ typedef struct {
   osp_tensor head_mod;           /* [B, 2, C] */
   dit_text_tensors text_embed;   /* c_pre = c_act */
   osp_tensor context_k, context_v; /* [B, L, C] */
+  osp_tensor context_part;          /* the context of the samples this rank holds in the block's layout */
   osp_tensor rope_cos[OSP_PATTERN_COUNT], rope_sin[OSP_PATTERN_COUNT]; /* [rows, tokens, D/2] */
   osp_tensor out_tokens;           /* [B, N, out·pt·ph·pw] */
   osp_tensor attention_scratch;    /* u8 [osp_attention_scratch_bytes] */
@@ -134,6 +135,14 @@ static osp_status allocate(osp_arena *host, osp_arena *a, const osp_dit *dit, co
   return scratch ? osp_arena_tensor(a, OSP_U8, 1, &scratch, &act->attention_scratch) : OSP_OK;
 }
 
+/* Samples [first, first + count) of a tensor whose first dimension is the batch. */
+static osp_tensor batch_part(const osp_tensor *t, int64_t first, int64_t count) {
+  osp_tensor part = *t;
+  part.data = (char *)t->data + first * t->stride[0] * (int64_t)osp_dtype_size(t->dtype);
+  part.shape[0] = count;
+  return part;
+}
+
 /* The clock, once the device has finished what was queued (timed runs only). */
 static osp_status timed_now(const activations *act, double *now) {
   OSP_TRY(osp_device_synchronize(act->device));
@@ -174,6 +183,11 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
   const osp_tensor x = dit_in_layout(&act->x, l), normed = dit_in_layout(&act->normed, l);
   const osp_tensor q = dit_in_layout(&act->q, l), attended = dit_in_layout(&act->attended, l);
   const osp_tensor projected = dit_in_layout(&act->projected, l), hidden = dit_in_layout(&act->hidden, l);
+  /* Per-sample tensors of the samples this rank holds (all of them but under SSP over more ranks
+   * than subsequences) */
+  const int64_t first = act->comm ? act->sp.first_sample[k] : 0, samples = act->comm ? act->sp.samples[k] : act->batch;
+  const osp_tensor ck = batch_part(&act->context_k, first, samples), cv = batch_part(&act->context_v, first, samples);
+  act->context_part = batch_part(&act->text_embed.context, first, samples);
   /* A layout change is the residual step's gather where it stays on this rank; else it follows. */
   const bool moves_here = next != k && act->plan.gather[k][next].ndim;
   dit_block_tensors t = {
@@ -182,8 +196,8 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
       .v = dit_in_layout(&act->v, l), .a1 = attended, .a2 = attended, .cq_pre = q, .cq = q,
       .o1 = projected, .o2 = projected, .o3 = projected, .h_pre = hidden, .h = hidden,
       .x_out = moves_here ? dit_in_layout(&act->x_spare, &act->plan.layout[next]) : x,
-      .ck_pre = act->context_k, .ck = act->context_k, .cv = act->context_v, .mod = act->mod,
-      .context = &act->text_embed.context, .rope_cos = &act->rope_cos[k], .rope_sin = &act->rope_sin[k],
+      .ck_pre = ck, .ck = ck, .cv = cv, .mod = batch_part(&act->mod, first, samples),
+      .context = &act->context_part, .rope_cos = &act->rope_cos[k], .rope_sin = &act->rope_sin[k],
       .key_mask = act->plan.key_mask[k].data ? &act->plan.key_mask[k] : NULL,
       .to_next = moves_here ? &act->plan.gather[k][next] : NULL,
       .ulysses = act->comm && act->sp.band_split[k] ? &act->sp.ulysses[k] : NULL, .comm = act->comm,
@@ -197,7 +211,9 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
 static osp_status run_block(const osp_dit *dit, int index, activations *act) {
   OSP_TRY(change_layout(act, (osp_pattern)dit->config.schedule[index]));
   dit_block_tensors t = block_views(dit, index, act);
-  OSP_TRY(dit_block_forward(dit, index, &act->time.e0, &t));
+  const osp_pattern k = act->layout.pattern;
+  const osp_tensor e0 = act->comm ? batch_part(&act->time.e0, act->sp.first_sample[k], act->sp.samples[k]) : act->time.e0;
+  OSP_TRY(dit_block_forward(dit, index, &e0, &t));
   const osp_pattern now = act->layout.pattern, next = dit_pattern_after(&dit->config, index);
   if (next == now) return OSP_OK;
   if (act->plan.gather[now][next].ndim) take_spare(act, next);
@@ -330,14 +346,6 @@ osp_status osp_dit_forward_timed(const osp_dit *dit, const osp_tensor *latents, 
                                  const osp_tensor *context, osp_tensor *velocity, osp_dit_timing *timing) {
   OSP_TRY(check_forward(dit, latents, timestep, context, velocity));
   return run_forward(dit, NULL, OSP_SP_ULYSSES, latents, timestep, context, velocity, timing);
-}
-
-/* Samples [first, first + count) of a tensor whose first dimension is the batch. */
-static osp_tensor batch_part(const osp_tensor *t, int64_t first, int64_t count) {
-  osp_tensor part = *t;
-  part.data = (char *)t->data + first * t->stride[0] * (int64_t)osp_dtype_size(t->dtype);
-  part.shape[0] = count;
-  return part;
 }
 
 /* Every batch group's velocity on every rank: this group's part (in `velocity` already) gathered

@@ -146,6 +146,13 @@ static osp_status plan_tape(const osp_dit *dit, osp_arena *host, osp_arena *a, o
   if (tape->comm) {
     OSP_TRY(osp_sp_plan_make(tape->comm, tape->options.mode, &dit->config, &tape->plan, host, &tape->sp));
     tape->plan = tape->sp.local;
+    for (int k = 0; k < OSP_PATTERN_COUNT; k++)
+      if (tape->sp.samples[k] != tape->options.batch)
+        return osp_fail(OSP_ERR_UNSUPPORTED,
+                        "training over %d ranks: SSP gives each rank fewer subsequence rows than the batch has "
+                        "samples; the backward needs every sample on every rank (use at most P^2 = %d ranks "
+                        "for SSP, or --sp ulysses)",
+                        tape->sp.ranks, dit->config.sparse_ratio * dit->config.sparse_ratio);
   }
   planner p = {a, OSP_OK};
   if (tape->device != OSP_CPU) p.status = dit_upload_plan(a, &tape->plan);

@@ -38,6 +38,22 @@ static osp_status take(const osp_sp_plan *sp, int k, const osp_tensor *table, in
   return OSP_OK;
 }
 
+/* Which samples the rank's rows of layout k hold (row = s·B + b): every one where it has whole
+ * multiples of B rows (each run of B rows is one subsequence of every sample), else a run of
+ * consecutive samples inside one subsequence. */
+static osp_status set_samples(osp_sp_plan *sp, int k, int64_t batch) {
+  const int64_t rows = sp->shard[k].rows[sp->me], first_row = sp->shard[k].start[sp->me] / sp->shard[k].tokens[sp->me];
+  sp->first_sample[k] = 0;
+  sp->samples[k] = batch;
+  if (sp->band_split[k] || rows % batch == 0) return OSP_OK;
+  if (batch % rows != 0)
+    return osp_fail(OSP_ERR_SHAPE, "SSP: %lld rows per rank split the batch of %lld unevenly", (long long)rows,
+                    (long long)batch);
+  sp->first_sample[k] = first_row % batch;
+  sp->samples[k] = rows;
+  return OSP_OK;
+}
+
 /* The local plan: this rank's layouts, positions and key masks (attention inside a band-split
  * layout is Ulysses', whose gathered mask it keeps itself), and the layout changes. */
 static osp_status localize(osp_sp_plan *sp, const osp_model_config *cfg, const osp_sparse_plan *serial,
@@ -60,6 +76,7 @@ static osp_status localize(osp_sp_plan *sp, const osp_model_config *cfg, const o
     if (sp->band_split[k])
       OSP_TRY(osp_ulysses_plan(&sp->shard[k], sp->me, cfg->num_heads, cfg->head_dim,
                                serial->key_mask[k].ndim ? &serial->key_mask[k] : NULL, host, &sp->ulysses[k]));
+    OSP_TRY(set_samples(sp, k, serial->layout[k].batch));
     const int64_t slots = local->layout[k].rows * local->layout[k].tokens;
     if (slots > local->max_slots) local->max_slots = slots;
   }

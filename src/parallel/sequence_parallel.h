@@ -28,6 +28,11 @@ typedef struct {
   osp_redistribution change[OSP_PATTERN_COUNT][OSP_PATTERN_COUNT]; /* where the serial plan changes layout */
   osp_ulysses ulysses[OSP_PATTERN_COUNT];  /* for layouts split in bands */
   bool band_split[OSP_PATTERN_COUNT];
+  /* The samples whose tokens this rank holds in each layout: all B, except where SSP gives each
+   * rank fewer rows than samples (S > P², as 8 ranks on a CFG pair): then samples
+   * [first_sample, first_sample + samples) in row order, and the per-sample tensors (modulation,
+   * context) are sliced to them. */
+  int64_t first_sample[OSP_PATTERN_COUNT], samples[OSP_PATTERN_COUNT];
   osp_tensor natural_order; /* i32 [B·tokens]: the natural slots this rank embeds (patch rows) */
   osp_tensor head_unpack;   /* i32 [B·N]: natural slot i's row in the all-gathered head output */
   osp_tensor send, recv;    /* scratch of the layout changes [rows, C] */

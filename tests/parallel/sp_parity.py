@@ -179,6 +179,23 @@ def main():
         except Exception as e:  # noqa: BLE001 - one failing case must not hide the others
             report(False, f"{name}: {e}")
 
+    # 8 ranks on a CFG pair (batch 2) without --cfg-parallel: SSP gives each rank one subsequence
+    # of one sample (P^2 * B = 8 rows), Ulysses in full blocks over 8 ranks (a model of 8 heads).
+    if 8 in rank_counts:
+        name = "8 ranks ssp dual_end:4 inputs 2,3,10,14,5, 8 heads (one subsequence of one sample per rank)"
+        try:
+            with open(os.path.join(args.work, "config.json"), "w") as f:
+                json.dump(dict(CONFIG, num_attention_heads=8), f)
+            want = run_dit(args.osp, args.work, "single8", "2,3,10,14,5", "dual_end:4")[0]
+            got = run_dit(args.osp, args.work, "multi8", "2,3,10,14,5", "dual_end:4", 8, ["--sp", "ssp"])[0]
+            err = float(np.abs(got - want).max() / np.abs(want).max())
+            report(err <= args.tol, f"{name}: rel err {err:.2e} (tol {args.tol:g})")
+        except Exception as e:  # noqa: BLE001
+            report(False, f"{name}: {e}")
+        finally:
+            with open(os.path.join(args.work, "config.json"), "w") as f:
+                json.dump(CONFIG, f)
+
     # Gradients: the backward over N ranks equals the backward on one, every tensor within the
     # tolerance of its own largest magnitude (the ranks' parameter gradients are summed in another
     # order); with --checkpoint too.
