@@ -96,6 +96,7 @@ def run_grads(osp, work, name, inputs, schedule, ranks=1, extra=()):
 
 def run_training(osp, work, name, ranks, extra=()):
     """`osp train` for 4 steps (batch 2, Skiparse schedule, synthetic data): losses and final weights."""
+    work = os.path.abspath(work)  # train.json's paths are relative to its own folder
     out = os.path.join(work, name)
     shutil.rmtree(out, ignore_errors=True)
     config = {"model": {"config": os.path.join(work, "config.json"), "random_weights_seed": 3,
