@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_ranks.h"
 #include "commands.h"
 #include "core/status.h"
 #include "pipeline/t2v.h"
@@ -19,8 +20,8 @@
 
 typedef struct {
   const char *prompt, *negative, *output, *format, *model, *device, *seed, *steps, *guidance, *shift, *sampler,
-      *frames, *height, *width, *fps, *schedule;
-  int quiet;
+      *frames, *height, *width, *fps, *schedule, *sp;
+  int quiet, cfg_parallel;
 } generate_arguments;
 
 /* The built-in model: beside the binary (<bin>/../models/shapes, as a build folder sits in the
@@ -99,26 +100,25 @@ static osp_status check_request(const generate_arguments *a, osp_video_format *f
   return OSP_OK;
 }
 
-static int run(const cli_command *command, const generate_arguments *a) {
-  osp_video_format format;
-  osp_device device;
-  osp_status status = check_request(a, &format);
-  if (status == OSP_OK) status = cli_parse_device(a->device, OSP_CPU, &device);
-  if (status != OSP_OK) return cli_failure(status);
+/* Generates and writes the video; every rank samples, rank 0 alone reports and writes. */
+static int generate(const cli_command *command, const generate_arguments *a, const cli_ranks *ranks,
+                    osp_device device, osp_video_format format) {
   char builtin[4200];
   builtin_model(builtin, sizeof builtin);
   osp_t2v_model model;
-  status = osp_t2v_model_load(a->model ? a->model : builtin, device, a->schedule, &model);
-  if (status != OSP_OK) return cli_failure(status);
+  osp_status status = osp_t2v_model_load(a->model ? a->model : builtin, device, a->schedule, &model);
+  if (status != OSP_OK) return cli_ranks_failure(ranks, status);
+  model.parallel = ranks->split;
   osp_t2v_settings settings = model.defaults;
   uint64_t seed = 0;
   int rc = read_settings(command, a, &settings, &seed);
   osp_frames video = {0};
   osp_t2v_timing timing;
-  if (!rc) status = osp_t2v_generate(&model, a->prompt, a->negative, &settings, seed, show_progress, (void *)&a->quiet,
+  const int quiet = a->quiet || ranks->rank != 0, speak = ranks->rank == 0;
+  if (!rc) status = osp_t2v_generate(&model, a->prompt, a->negative, &settings, seed, show_progress, (void *)&quiet,
                                      &video, &timing);
-  if (!rc && status == OSP_OK) status = osp_video_write(a->output, format, settings.fps, &video);
-  if (!rc && status == OSP_OK)
+  if (!rc && status == OSP_OK && speak) status = osp_video_write(a->output, format, settings.fps, &video);
+  if (!rc && status == OSP_OK && speak)
     printf("wrote %s: %lld frames of %lld x %lld at %g fps (%s, seed %llu) in %.2f s: %d steps of %.3f s, "
            "text %.3f s, decode %.3f s\n",
            a->output, (long long)video.frames, (long long)video.width, (long long)video.height, settings.fps,
@@ -127,7 +127,19 @@ static int run(const cli_command *command, const generate_arguments *a) {
   osp_frames_free(&video);
   osp_t2v_model_free(&model);
   if (rc) return rc;
-  return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+  return status == OSP_OK ? CLI_EXIT_OK : cli_ranks_failure(ranks, status);
+}
+
+static int run(const cli_command *command, const generate_arguments *a) {
+  osp_video_format format;
+  osp_device device;
+  cli_ranks ranks = {0};
+  osp_status status = check_request(a, &format);
+  if (status == OSP_OK) status = cli_parse_device(a->device, OSP_CPU, &device);
+  if (status == OSP_OK) status = cli_ranks_start(a->sp, a->cfg_parallel, device, &ranks);
+  const int rc = status == OSP_OK ? generate(command, a, &ranks, device, format) : cli_ranks_failure(&ranks, status);
+  cli_ranks_finish(&ranks);
+  return rc;
 }
 
 int cmd_generate(int argc, char **argv) {
@@ -154,6 +166,10 @@ int cmd_generate(int argc, char **argv) {
       {"--fps", NULL, "N", "frames per second of the file (default: the model's; built-in 8)", &a.fps, NULL},
       {"--schedule", NULL, "SPEC", "each block's attention, e.g. full or full,token,group,... (default: the "
                                    "model's; built-in full,token,group,token,group,full)", &a.schedule, NULL},
+      {"--sp", NULL, "ulysses|ssp", "under mpirun -np N: how the ranks split each forward's tokens in Skiparse "
+                                    "blocks (default ssp; full blocks run Ulysses); rank 0 writes the video", &a.sp, NULL},
+      {"--cfg-parallel", NULL, NULL, "under mpirun: the conditional and unconditional passes on two halves of the "
+                                     "ranks", NULL, &a.cfg_parallel},
       {"--quiet", "-q", NULL, "no progress line", NULL, &a.quiet},
       {0},
   };

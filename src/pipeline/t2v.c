@@ -146,7 +146,8 @@ static osp_status guided_velocity(const osp_t2v_model *model, const osp_t2v_sett
     memcpy((float *)b->batch.data + p * n, b->x.data, n * sizeof(float));
     ((float *)b->timestep.data)[p] = (float)osp_sampler_timestep(sampler, i);
   }
-  OSP_TRY(osp_dit_forward(&model->dit, &b->batch, &b->timestep, &b->context, &b->velocity));
+  OSP_TRY(osp_dit_forward_parallel(&model->dit, &model->parallel, &b->batch, &b->timestep, &b->context,
+                                   &b->velocity, NULL));
   if (b->passes == 1) return osp_copy(&b->velocity, &b->guided);
   const osp_tensor cond = osp_tensor_make(b->velocity.data, OSP_F32, OSP_CPU, 5, b->x.shape);
   const osp_tensor uncond = osp_tensor_make((float *)b->velocity.data + n, OSP_F32, OSP_CPU, 5, b->x.shape);

@@ -34,6 +34,7 @@ typedef struct {
   osp_dit dit;
   osp_word_encoder text;
   osp_t2v_settings defaults;
+  osp_dit_parallel parallel; /* how its forwards spread over ranks (all zero: this rank alone) */
 } osp_t2v_model;
 
 /* Loads the model folder's manifest, DiT (on `device`, with `schedule` overriding the config's

@@ -15,7 +15,9 @@ over two groups of ranks) alone and with SSP or Ulysses inside each group, up to
 The backward too (`osp dit --grad-output`): velocity, the latents' gradient and every parameter's
 gradient on N ranks equal the single rank's, each within grad-tol of its own largest magnitude
 (fp32: 1e-5; the ranks' parameter gradients are summed in another order), with and without
---checkpoint; and `osp train` over N ranks takes the same steps (losses and final weights).
+--checkpoint; `osp train` over N ranks takes the same steps (losses and final weights); and
+`osp generate` over ranks writes the frames of one rank (the built-in model, CPU only: PNG output
+needs FFmpeg).
 
 Byte counters (`osp dit --verbose` prints each block's bytes sent, summed over the ranks): on S
 ranks with batch B, width C and 4-byte floats,
@@ -39,6 +41,7 @@ import subprocess
 import sys
 
 import numpy as np
+from PIL import Image
 from safetensors.numpy import load_file
 
 HEADS, LAYERS = 4, 8
@@ -196,6 +199,32 @@ def main():
         finally:
             with open(os.path.join(args.work, "config.json"), "w") as f:
                 json.dump(CONFIG, f)
+
+    # osp generate over ranks (the built-in model, 4 steps, PNG frames): the frames of one rank.
+    if DEVICE == "cpu":
+        prompt = "a large red circle moving right on a blue background"
+        for ranks, extra in [(2, ["--sp", "ssp", "--cfg-parallel"]), (4, ["--sp", "ulysses", "--cfg-parallel"]),
+                             (2, ["--sp", "ssp"])]:
+            if ranks not in rank_counts:
+                continue
+            name = f"osp generate, {ranks} ranks {' '.join(extra)}"
+            try:
+                frames = {}
+                for label, n, flags in (("one", 1, []), ("many", ranks, extra)):
+                    out = os.path.join(args.work, f"generate-{label}")
+                    shutil.rmtree(out, ignore_errors=True)
+                    cmd = (mpirun(n) if n > 1 else []) + [args.osp, "generate", "-p", prompt, "--steps", "4", "-q",
+                                                          "--format", "png", "-o", out, *flags]
+                    p = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+                    if p.returncode != 0:
+                        raise RuntimeError(f"{' '.join(cmd)} failed:\n{p.stderr[-2000:]}")
+                    frames[label] = [np.asarray(Image.open(os.path.join(out, f))).astype(int)
+                                     for f in sorted(os.listdir(out))]
+                worst = max(int(np.abs(a - b).max()) for a, b in zip(frames["one"], frames["many"]))
+                ok = len(frames["one"]) == len(frames["many"]) == 8 and worst <= 1
+                report(ok, f"{name}: 8 frames, largest pixel difference {worst} of 255 (at most 1: rounding)")
+            except Exception as e:  # noqa: BLE001
+                report(False, f"{name}: {e}")
 
     # Gradients: the backward over N ranks equals the backward on one, every tensor within the
     # tolerance of its own largest magnitude (the ranks' parameter gradients are summed in another
