@@ -403,12 +403,8 @@ static osp_status random_host(int ndim, const int64_t *shape, uint32_t stream, o
 /* The time rank 0 spent in the sequence group's collectives during the timed forward, and the
  * bytes it sent (GB/s: sent bytes over that time). */
 static void report_communication(bench *b, const resolution *r, const char *schedule) {
-  double seconds = 0, bytes = 0;
-  for (int k = 0; k < OSP_COLLECTIVE_COUNT; k++) {
-    const osp_comm_counter c = osp_comm_counter_of(b->ranks->split.sequence, (osp_collective)k);
-    seconds += c.seconds;
-    bytes += (double)c.bytes_sent;
-  }
+  const osp_comm_counter total = osp_comm_total(b->ranks->split.sequence);
+  const double seconds = total.seconds, bytes = (double)total.bytes_sent;
   char name[160];
   snprintf(name, sizeof name, "%s %s: communication, rank 0 of %d (%s%s)", r->name, schedule, b->ranks->size,
            b->ranks->split.mode == OSP_SP_SSP ? "ssp" : "ulysses", b->ranks->split.batch ? ", cfg" : "");

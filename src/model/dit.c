@@ -143,6 +143,12 @@ static osp_tensor batch_part(const osp_tensor *t, int64_t first, int64_t count) 
   return part;
 }
 
+/* A per-sample tensor [B, ...] cut to the samples whose tokens this rank holds in layout k: all of
+ * them, but under SSP over more ranks than subsequences. */
+static osp_tensor held_samples(const activations *act, const osp_tensor *t, osp_pattern k) {
+  return act->comm ? batch_part(t, act->sp.first_sample[k], act->sp.samples[k]) : *t;
+}
+
 /* The clock, once the device has finished what was queued (timed runs only). */
 static osp_status timed_now(const activations *act, double *now) {
   OSP_TRY(osp_device_synchronize(act->device));
@@ -167,8 +173,7 @@ static osp_status change_layout(activations *act, osp_pattern to) {
   osp_tensor src = dit_in_layout(&act->x, &act->layout), dst = dit_in_layout(&act->x_spare, &act->plan.layout[to]);
   double start = 0, end = 0;
   if (act->timing) OSP_TRY(timed_now(act, &start));
-  if (act->plan.gather[from][to].ndim) OSP_TRY(osp_gather_rows(&src, &act->plan.gather[from][to], &dst));
-  else OSP_TRY(osp_sp_change_layout(&act->sp, from, to, &src, &dst));
+  OSP_TRY(dit_change_layout(&act->plan, &act->sp, from, to, &src, &dst));
   if (act->timing) OSP_TRY(timed_now(act, &end));
   if (act->timing) act->timing->layout_seconds += end - start;
   take_spare(act, to);
@@ -183,11 +188,8 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
   const osp_tensor x = dit_in_layout(&act->x, l), normed = dit_in_layout(&act->normed, l);
   const osp_tensor q = dit_in_layout(&act->q, l), attended = dit_in_layout(&act->attended, l);
   const osp_tensor projected = dit_in_layout(&act->projected, l), hidden = dit_in_layout(&act->hidden, l);
-  /* Per-sample tensors of the samples this rank holds (all of them but under SSP over more ranks
-   * than subsequences) */
-  const int64_t first = act->comm ? act->sp.first_sample[k] : 0, samples = act->comm ? act->sp.samples[k] : act->batch;
-  const osp_tensor ck = batch_part(&act->context_k, first, samples), cv = batch_part(&act->context_v, first, samples);
-  act->context_part = batch_part(&act->text_embed.context, first, samples);
+  const osp_tensor ck = held_samples(act, &act->context_k, k), cv = held_samples(act, &act->context_v, k);
+  act->context_part = held_samples(act, &act->text_embed.context, k);
   /* A layout change is the residual step's gather where it stays on this rank; else it follows. */
   const bool moves_here = next != k && act->plan.gather[k][next].ndim;
   dit_block_tensors t = {
@@ -196,7 +198,7 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
       .v = dit_in_layout(&act->v, l), .a1 = attended, .a2 = attended, .cq_pre = q, .cq = q,
       .o1 = projected, .o2 = projected, .o3 = projected, .h_pre = hidden, .h = hidden,
       .x_out = moves_here ? dit_in_layout(&act->x_spare, &act->plan.layout[next]) : x,
-      .ck_pre = ck, .ck = ck, .cv = cv, .mod = batch_part(&act->mod, first, samples),
+      .ck_pre = ck, .ck = ck, .cv = cv, .mod = held_samples(act, &act->mod, k),
       .context = &act->context_part, .rope_cos = &act->rope_cos[k], .rope_sin = &act->rope_sin[k],
       .key_mask = act->plan.key_mask[k].data ? &act->plan.key_mask[k] : NULL,
       .to_next = moves_here ? &act->plan.gather[k][next] : NULL,
@@ -211,8 +213,7 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
 static osp_status run_block(const osp_dit *dit, int index, activations *act) {
   OSP_TRY(change_layout(act, (osp_pattern)dit->config.schedule[index]));
   dit_block_tensors t = block_views(dit, index, act);
-  const osp_pattern k = act->layout.pattern;
-  const osp_tensor e0 = act->comm ? batch_part(&act->time.e0, act->sp.first_sample[k], act->sp.samples[k]) : act->time.e0;
+  const osp_tensor e0 = held_samples(act, &act->time.e0, act->layout.pattern);
   OSP_TRY(dit_block_forward(dit, index, &e0, &t));
   const osp_pattern now = act->layout.pattern, next = dit_pattern_after(&dit->config, index);
   if (next == now) return OSP_OK;
@@ -245,12 +246,7 @@ static osp_status run_head(const osp_dit *dit, activations *act) {
 }
 
 /* Bytes this rank has sent to others so far (0 on one rank). */
-static int64_t bytes_sent(const activations *act) {
-  int64_t bytes = 0;
-  for (int k = 0; act->comm && k < OSP_COLLECTIVE_COUNT; k++)
-    bytes += osp_comm_counter_of(act->comm, (osp_collective)k).bytes_sent;
-  return bytes;
-}
+static int64_t bytes_sent(const activations *act) { return act->comm ? osp_comm_total(act->comm).bytes_sent : 0; }
 
 /* Copies an input onto the device where it was staged apart from the caller's tensor. */
 static osp_status bring(const osp_tensor *from, osp_tensor *staged) {
@@ -361,7 +357,7 @@ static osp_status gather_batch(osp_comm *batch, int64_t per_group, osp_tensor *v
   osp_status status = osp_arena_tensor(&copy, mine.dtype, mine.ndim, mine.shape, &own);
   if (status == OSP_OK) status = osp_copy(&mine, &own);
   int64_t bytes[OSP_MAX_RANKS], offset[OSP_MAX_RANKS];
-  for (int g = 0; g < groups && g < OSP_MAX_RANKS; g++) {
+  for (int g = 0; g < groups; g++) {
     bytes[g] = (int64_t)osp_tensor_bytes(&mine);
     offset[g] = g * bytes[g];
   }

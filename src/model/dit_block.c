@@ -36,6 +36,12 @@ osp_pattern dit_pattern_after(const osp_model_config *c, int index) {
   return index + 1 < c->num_layers ? (osp_pattern)c->schedule[index + 1] : OSP_PATTERN_FULL;
 }
 
+osp_status dit_change_layout(const osp_sparse_plan *plan, const osp_sp_plan *sp, osp_pattern from, osp_pattern to,
+                             const osp_tensor *x, osp_tensor *x_next) {
+  if (plan->gather[from][to].ndim) return osp_gather_rows(x, &plan->gather[from][to], x_next);
+  return osp_sp_change_layout(sp, from, to, x, x_next);
+}
+
 osp_status dit_upload_plan(osp_arena *a, osp_sparse_plan *plan) {
   for (int k = 0; k < OSP_PATTERN_COUNT; k++) {
     OSP_TRY(osp_arena_upload(a, &plan->positions[k]));

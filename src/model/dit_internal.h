@@ -73,6 +73,10 @@ osp_tensor dit_split_heads(const osp_tensor *t, int heads);
 osp_status dit_e0_flat(const osp_tensor *e0, osp_tensor *flat);
 /* The layout block `index` leaves the residual stream in: the next block's, or the natural one. */
 osp_pattern dit_pattern_after(const osp_model_config *c, int index);
+/* x_next = x moved from layout `from` into `to`: the plan's gather where the tokens stay on this
+ * rank (always on one rank), else an exchange between the ranks of `sp`. */
+osp_status dit_change_layout(const osp_sparse_plan *plan, const osp_sp_plan *sp, osp_pattern from, osp_pattern to,
+                             const osp_tensor *x, osp_tensor *x_next);
 /* The sparse plan's tables moved into a device arena (copied once the arena is real). */
 osp_status dit_upload_plan(osp_arena *a, osp_sparse_plan *plan);
 /* RoPE tables [rows, tokens, D/2] of every layout the plan uses, from each slot's position. */

@@ -293,13 +293,6 @@ static osp_status check_input(const char *what, const osp_tensor *given, const o
   return osp_check_shape(what, given, planned->ndim, planned->shape);
 }
 
-/* The residual stream from layout `from` into `to`: the plan's gather where it stays on the rank. */
-static osp_status change_layout(osp_dit_tape *tape, osp_pattern from, osp_pattern to, const osp_tensor *x,
-                                osp_tensor *x_next) {
-  if (tape->plan.gather[from][to].ndim) return osp_gather_rows(x, &tape->plan.gather[from][to], x_next);
-  return osp_sp_change_layout(&tape->sp, from, to, x, x_next);
-}
-
 osp_status osp_dit_forward_train(const osp_dit *dit, osp_dit_tape *tape, const osp_tensor *latents,
                                  const osp_tensor *timestep, const osp_tensor *context, osp_tensor *velocity) {
   const osp_model_config *c = &dit->config;
@@ -322,7 +315,7 @@ osp_status osp_dit_forward_train(const osp_dit *dit, osp_dit_tape *tape, const o
   OSP_TRY(osp_linear(&patches, &dit->patch_embedding.weight, &dit->patch_embedding.bias, &embedded));
   if (first != OSP_PATTERN_FULL) {
     osp_tensor x0 = dit_in_layout(&tape->inputs[0], &tape->plan.layout[first]);
-    OSP_TRY(change_layout(tape, OSP_PATTERN_FULL, first, &embedded, &x0));
+    OSP_TRY(dit_change_layout(&tape->plan, &tape->sp, OSP_PATTERN_FULL, first, &embedded, &x0));
   }
   OSP_TRY(dit_embed_time(dit, &tape->timestep, &tape->time));
   OSP_TRY(dit_embed_text(dit, &tape->text, &tape->text_embed));
@@ -333,7 +326,7 @@ osp_status osp_dit_forward_train(const osp_dit *dit, osp_dit_tape *tape, const o
     const osp_pattern k = (osp_pattern)c->schedule[i], next = dit_pattern_after(c, i);
     if (t.x_out.data == tape->x_moving.data) {
       osp_tensor x_next = dit_in_layout(&tape->inputs[i + 1], &tape->plan.layout[next]);
-      OSP_TRY(osp_sp_change_layout(&tape->sp, k, next, &t.x_out, &x_next));
+      OSP_TRY(dit_change_layout(&tape->plan, &tape->sp, k, next, &t.x_out, &x_next));
     }
   }
   OSP_TRY(dit_head_forward(dit, &tape->time.e, &tape->head));

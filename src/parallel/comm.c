@@ -70,6 +70,16 @@ osp_comm_counter osp_comm_counter_of(const osp_comm *comm, osp_collective collec
   return comm->counters[collective];
 }
 
+osp_comm_counter osp_comm_total(const osp_comm *comm) {
+  osp_comm_counter total = {0};
+  for (int i = 0; i < OSP_COLLECTIVE_COUNT; i++) {
+    total.calls += comm->counters[i].calls;
+    total.bytes_sent += comm->counters[i].bytes_sent;
+    total.seconds += comm->counters[i].seconds;
+  }
+  return total;
+}
+
 void osp_comm_reset_counters(osp_comm *comm) {
   for (int i = 0; i < OSP_COLLECTIVE_COUNT; i++) comm->counters[i] = (osp_comm_counter){0};
 }

@@ -80,6 +80,8 @@ osp_status osp_comm_barrier(osp_comm *comm);
 /* Byte and time counters, per kind of collective, since the communicator was made or last reset. */
 osp_comm_counter osp_comm_counter_of(const osp_comm *comm, osp_collective collective);
 void osp_comm_reset_counters(osp_comm *comm);
+/* Every kind of collective's counters added up. */
+osp_comm_counter osp_comm_total(const osp_comm *comm);
 /* With timing on, each collective waits for the device before it starts and after it ends, so
  * `seconds` is the time spent communicating alone (benchmarks; it costs overlap). */
 void osp_comm_set_timing(osp_comm *comm, bool on);
