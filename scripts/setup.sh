@@ -26,7 +26,7 @@ fi
 
 # The reference stacks, pinned so that a reference never moves under a test.
 venv=${OSP_VENV:-$HOME/.cache/osp-venv}
-requirements="torch==2.15.0 diffusers==0.42.1 transformers==5.23.0 safetensors==0.8.0 numpy"
+requirements="torch==2.15.0 diffusers==0.42.1 transformers==5.23.0 safetensors==0.8.0 sentencepiece==0.2.3 protobuf==7.36.2 numpy"
 stamp="$venv/.osp-requirements"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$requirements" ]; then
   echo "setup: creating the reference venv in $venv (torch, diffusers, transformers, safetensors)"
