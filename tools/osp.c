@@ -17,6 +17,7 @@ static const struct {
     {"train", cmd_train, "train or fine-tune the DiT with flow matching (train.json)"},
     {"bench", cmd_bench, "time ops, blocks and whole forwards against the device's peak"},
     {"eval", cmd_eval, "ShapesBench: score a shapes-world video against its prompt"},
+    {"encode-text", cmd_encode_text, "encode a prompt with the umT5 text encoder into the DiT's context"},
 };
 
 static void print_help(FILE *out) {

@@ -19,6 +19,7 @@ enum { SCORE_BLOCK_FLOATS = QUERY_BLOCK * KEY_BLOCK };
 typedef struct {
   const float *q, *k, *v;
   const uint8_t *key_mask; /* the Nk flags of this query batch row, or NULL */
+  const float *bias;       /* this head's [Nq, Nk] additive scores, or NULL */
   float *out;
   float *lse; /* the Nq log-sum-exps of this (batch, head), or NULL */
   int64_t row_stride, keys, head_dim;
@@ -39,6 +40,16 @@ static void score_block(const attention_head *head, const float *queries, int64_
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)qn, (blasint)kn,
               (blasint)head->head_dim, head->scale, queries, (blasint)head->row_stride,
               head->k + k0 * head->row_stride, (blasint)head->row_stride, 0.0f, scores, KEY_BLOCK);
+}
+
+/* scores[i, j] += bias[q0 + i, k0 + j]: the block's part of the head's [Nq, Nk] bias. */
+static void add_bias(const attention_head *head, int64_t q0, int64_t qn, int64_t k0, int64_t kn,
+                     float *scores) {
+  for (int64_t i = 0; i < qn; i++) {
+    const float *bias_row = head->bias + (q0 + i) * head->keys + k0;
+    float *row = scores + i * KEY_BLOCK;
+    for (int64_t j = 0; j < kn; j++) row[j] += bias_row[j];
+  }
 }
 
 /* A masked key scores −inf, so e^(s − m) = 0 for it. */
@@ -144,6 +155,7 @@ static void attend_query_block(const attention_head *head, int64_t q0, int64_t q
   for (int64_t k0 = 0; k0 < head->keys; k0 += KEY_BLOCK) {
     const int64_t kn = head->keys - k0 < KEY_BLOCK ? head->keys - k0 : KEY_BLOCK;
     score_block(head, queries, qn, k0, kn, scores);
+    if (head->bias) add_bias(head, q0, qn, k0, kn, scores);
     if (head->key_mask) mask_scores(head->key_mask + k0, qn, kn, scores);
     update_softmax(&state, scores, kn, factor);
     scale_rows(out_rows, head->row_stride, qn, head->head_dim, factor);
@@ -159,10 +171,11 @@ size_t osp_cpu_attention_scratch_bytes(void) {
 }
 
 /* Parallel over (batch, head, query block); the sgemms inside run on their caller's thread (an
- * OpenBLAS built for OpenMP does not start threads of its own inside a parallel region). */
-void osp_cpu_attention(const float *q, const float *k, const float *v, const uint8_t *key_mask,
-                       float scale, float *out, float *lse, osp_cpu_attention_shape shape,
-                       float *scratch) {
+ * OpenBLAS built for OpenMP does not start threads of its own inside a parallel region). bias NULL
+ * or [heads, Nq, Nk], shared by every batch row. */
+static void attention(const float *q, const float *k, const float *v, const uint8_t *key_mask,
+                      const float *bias, float scale, float *out, float *lse,
+                      osp_cpu_attention_shape shape, float *scratch) {
   const int64_t row_stride = shape.heads * shape.head_dim;
   const int64_t query_blocks = (shape.queries + QUERY_BLOCK - 1) / QUERY_BLOCK;
   const int64_t tasks = shape.batch * shape.heads * query_blocks;
@@ -181,6 +194,7 @@ void osp_cpu_attention(const float *q, const float *k, const float *v, const uin
           .k = k + kv_offset,
           .v = v + kv_offset,
           .key_mask = key_mask ? key_mask + b * shape.keys : NULL,
+          .bias = bias ? bias + h * shape.queries * shape.keys : NULL,
           .out = out + q_offset,
           .lse = lse ? lse + (b * shape.heads + h) * shape.queries : NULL,
           .row_stride = row_stride,
@@ -192,4 +206,16 @@ void osp_cpu_attention(const float *q, const float *k, const float *v, const uin
       attend_query_block(&head, q0, qn, scores);
     }
   }
+}
+
+void osp_cpu_attention(const float *q, const float *k, const float *v, const uint8_t *key_mask,
+                       float scale, float *out, float *lse, osp_cpu_attention_shape shape,
+                       float *scratch) {
+  attention(q, k, v, key_mask, NULL, scale, out, lse, shape, scratch);
+}
+
+void osp_cpu_attention_biased(const float *q, const float *k, const float *v,
+                              const uint8_t *key_mask, const float *bias, float scale, float *out,
+                              osp_cpu_attention_shape shape, float *scratch) {
+  attention(q, k, v, key_mask, bias, scale, out, NULL, shape, scratch);
 }

@@ -82,6 +82,12 @@ void osp_cpu_attention(const float *q, const float *k, const float *v, const uin
                        float scale, float *out, float *lse, osp_cpu_attention_shape shape,
                        float *scratch);
 
+/* osp_cpu_attention with an additive bias: softmax(q·kᵀ·scale + bias[h] + mask)·v, bias
+ * [heads, Nq, Nk] shared by every batch row (T5's relative position bias). No lse. */
+void osp_cpu_attention_biased(const float *q, const float *k, const float *v,
+                              const uint8_t *key_mask, const float *bias, float scale, float *out,
+                              osp_cpu_attention_shape shape, float *scratch);
+
 /* The gradients of osp_cpu_attention, given its out and lse and dout = ∂loss/∂out [B, Nq, heads,
  * D], recomputing P = e^(s − lse) block by block: dq += dS·k·scale [B, Nq, heads, D];
  * dk += dSᵀ·q·scale and dv += Pᵀ·dout [Bk, Nk, heads, D], summed over the query rows b ≡ their row
@@ -173,5 +179,28 @@ void osp_cpu_rope_apply_backward(float *dx, const float *cos_table, const float 
  * dtokens [B, N, pt·ph·pw·C] += dout [B, C, F, H, W] moved into unpatchify's token layout. */
 void osp_cpu_patchify_backward(const float *dpatches, osp_cpu_video video, float *dlatents);
 void osp_cpu_unpatchify_backward(const float *dout, osp_cpu_video video, float *dtokens);
+
+/* ---- Text encoder (umT5): bf16 weights read in place, the gated FFN, relative positions ---- */
+
+/* osp_cpu_linear with a bf16 weight w [N, K] (raw bf16 bits): each thread converts a tile of
+ * OSP_CPU_BF16_TILE_ROWS rows of w into its part of scratch right before that tile's sgemm, so
+ * the weight stays bf16 in memory. scratch holds osp_cpu_linear_bf16_scratch_floats(K) floats,
+ * asked for by the calling thread. */
+enum { OSP_CPU_BF16_TILE_ROWS = 64 };
+size_t osp_cpu_linear_bf16_scratch_floats(int64_t K);
+void osp_cpu_linear_bf16(const float *x, const uint16_t *w, const float *bias, float *y, int64_t M,
+                         int64_t N, int64_t K, float *scratch);
+
+/* osp_cpu_gather_rows from a bf16 table (raw bf16 bits) into f32 rows. */
+void osp_cpu_gather_rows_bf16(const uint16_t *src, const int32_t *index, float *dst, int64_t rows,
+                              int64_t C);
+
+/* y = gelu_tanh(a) · b over n values; y may be a or b. */
+void osp_cpu_gelu_tanh_mul(const float *a, const float *b, float *y, int64_t n);
+
+/* bias[h, i, j] = table[bucket(j − i), h], table [buckets, heads], bias [heads, Nq, Nk], with T5's
+ * bidirectional bucket of a relative position (see src/cpu/position_bias.c). */
+void osp_cpu_relative_position_bias(const float *table, int64_t buckets, int64_t max_distance,
+                                    float *bias, int64_t heads, int64_t queries, int64_t keys);
 
 #endif

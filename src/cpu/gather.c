@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include "cpu/bf16.h"
 #include "cpu/cpu.h"
 
 #ifdef __AVX512F__
@@ -43,5 +44,17 @@ void osp_cpu_gather_rows(const float *src, const int32_t *index, float *dst, int
         copy_row(out, src + (int64_t)index[i] * C, C);
     }
     finish_rows();
+  }
+}
+
+void osp_cpu_gather_rows_bf16(const uint16_t *src, const int32_t *index, float *dst, int64_t rows,
+                              int64_t C) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; i++) {
+    float *out = dst + i * C;
+    if (index[i] < 0)
+      memset(out, 0, (size_t)C * sizeof(float));
+    else
+      osp_cpu_bf16_to_f32(src + (int64_t)index[i] * C, out, C);
   }
 }

@@ -148,6 +148,33 @@ osp_status osp_attention_forward_lse(const osp_tensor *q, const osp_tensor *k, c
   return forward(&call, q, k, v, key_mask, scale, scratch, out, lse);
 }
 
+/* bias: f32 [heads, Nq, Nk] for q [B, Nq, heads, D] and k [Bk, Nk, heads, D], apart from out. */
+static osp_status check_bias(ops_call *call, const osp_tensor *bias, const osp_tensor *q,
+                             const osp_tensor *k, const osp_tensor *out) {
+  OSP_TRY(ops_check_float(call, "bias", bias, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape(call, "bias", bias, 3,
+                          (const int64_t[]){q->shape[2], q->shape[1], k->shape[1]}));
+  return ops_check_disjoint(call, "out", out, "bias", bias);
+}
+
+osp_status osp_attention_biased(const osp_tensor *q, const osp_tensor *k, const osp_tensor *v,
+                                const osp_tensor *key_mask, const osp_tensor *bias, float scale,
+                                const osp_tensor *scratch, osp_tensor *out) {
+  ops_call call = OPS_CALL("osp_attention_biased");
+  OSP_TRY(check_attention(&call, q, k, v, key_mask, scale, scratch, false, out));
+  OSP_TRY(check_bias(&call, bias, q, k, out));
+  OSP_TRY(ops_check_disjoint(&call, "out", out, "q", q));
+  OSP_TRY(ops_check_disjoint(&call, "out", out, "k", k));
+  OSP_TRY(ops_check_disjoint(&call, "out", out, "v", v));
+  OSP_TRY(ops_check_backend(&call));
+  OSP_TRY(ops_require_cpu(&call));
+  osp_cpu_attention_shape shape;
+  OSP_TRY(cpu_shape(&call, q, k, &shape));
+  osp_cpu_attention_biased(q->data, k->data, v->data, ops_data_or_null(key_mask), bias->data,
+                           scale, out->data, shape, scratch->data);
+  return OSP_OK;
+}
+
 /* dout as out; dq as q; dk and dv as k (each may be NULL). */
 static osp_status check_gradients(ops_call *call, const osp_tensor *q, const osp_tensor *k,
                                   const osp_tensor *dout, const osp_tensor *dq,

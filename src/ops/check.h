@@ -120,11 +120,13 @@ osp_status ops_check_rope_operands(ops_call *call, const char *x_name, const osp
                                    const osp_tensor *cos, const osp_tensor *sin,
                                    int64_t *table_batch_stride);
 
-/* A row gather's index (i32 [Rd]) and dst (Rd rows as wide as src's, src's dtype, apart from src
- * and index); src itself is checked by the caller. The index values (below src_rows; negative
- * asks for zeros) are read separately, after ops_check_backend (on CUDA, from a host copy). */
+/* A row gather's index (i32 [Rd]) and dst (Rd rows as wide as src's, of dst_dtype: src's, or f32
+ * from a bf16 table on the CPU; apart from src and index); src itself is checked by the caller.
+ * The index values (below src_rows; negative asks for zeros) are read separately, after
+ * ops_check_backend (on CUDA, from a host copy). */
 osp_status ops_check_gather_operands(ops_call *call, const osp_tensor *src,
-                                     const osp_tensor *index, const osp_tensor *dst);
+                                     const osp_tensor *index, osp_dtype dst_dtype,
+                                     const osp_tensor *dst);
 osp_status ops_check_gather_index_values(const ops_call *call, const osp_tensor *index,
                                          int64_t src_rows);
 

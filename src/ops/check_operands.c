@@ -74,9 +74,10 @@ osp_status ops_check_rope_operands(ops_call *call, const char *x_name, const osp
 }
 
 osp_status ops_check_gather_operands(ops_call *call, const osp_tensor *src,
-                                     const osp_tensor *index, const osp_tensor *dst) {
+                                     const osp_tensor *index, osp_dtype dst_dtype,
+                                     const osp_tensor *dst) {
   OSP_TRY(ops_check_operand(call, "index", index, OSP_I32, OPS_CONTIGUOUS));
-  OSP_TRY(ops_check_operand(call, "dst", dst, src->dtype, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_operand(call, "dst", dst, dst_dtype, OPS_CONTIGUOUS));
   OSP_TRY(ops_check_shape(call, "index", index, 1, (const int64_t[]){-1}));
   OSP_TRY(ops_check_row_per_index(call, "dst", dst, index, "src", src));
   OSP_TRY(ops_check_disjoint(call, "dst", dst, "src", src));

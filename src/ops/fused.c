@@ -120,7 +120,7 @@ osp_status osp_gated_add_gather(const osp_tensor *x, const osp_tensor *y, const 
   OSP_TRY(ops_check_in_out(&call, x, y));
   OSP_TRY(check_same_dtype(&call, "y", y, x));
   if (gate) OSP_TRY(ops_check_table_row(&call, "gate", gate, x));
-  OSP_TRY(ops_check_gather_operands(&call, x, index, dst));
+  OSP_TRY(ops_check_gather_operands(&call, x, index, x->dtype, dst));
   OSP_TRY(ops_check_disjoint(&call, "dst", dst, "y", y));
 
   OSP_TRY(ops_check_backend(&call));

@@ -10,7 +10,9 @@
 #include "core/tensor.h"
 
 /* y[M, N] = x[M, K] · w[N, K]ᵀ + bias[N]. x and y may have any leading dimensions (M = their
- * product); bias may be NULL. */
+ * product); bias may be NULL. On the CPU the weight may also be bf16 (x, y, bias f32): it stays
+ * bf16 in memory, each tile of its rows converted to f32 right before its product (in a scratch
+ * of a few MiB allocated for the call), so the result is the f32 product with the bf16 values. */
 osp_status osp_linear(const osp_tensor *x, const osp_tensor *w, const osp_tensor *bias, osp_tensor *y);
 
 /* LayerNorm over the last dimension: y = (x − mean) / sqrt(var + eps) · weight + bias, the variance
@@ -26,7 +28,8 @@ osp_status osp_gelu_tanh(const osp_tensor *x, osp_tensor *y);
 /* SiLU: y = x · sigmoid(x). y may be x. */
 osp_status osp_silu(const osp_tensor *x, osp_tensor *y);
 
-/* Row gather: dst[i, :] = src[index[i], :], or a row of zeros where index[i] < 0. src and dst
+/* Row gather: dst[i, :] = src[index[i], :], or a row of zeros where index[i] < 0. On the CPU src
+ * may be a bf16 table with f32 dst (an embedding kept as stored; the rows are converted). src and dst
  * are seen as rows of their last dimension C: a [B, N, C] tensor is B·N rows, row b·N + n.
  * index i32 [Rd] with every value below src's row count Rs (checked before any write; the message
  * names the first bad position and its value); dst has Rd rows of C, in any shape. dst must not
@@ -164,5 +167,27 @@ osp_status osp_device_synchronize(osp_device device);
 /* The most memory this process has held on the device at once through osp_device_arena, in
  * bytes (0 for the CPU, whose arenas are counted by their owners). */
 size_t osp_device_peak_bytes(osp_device device);
+
+/* ---- Text encoder (umT5, PAPER.md 2) -------------------------------------------------------
+ * CPU kernels only for now: on CUDA these return OSP_ERR_UNSUPPORTED ("... has no cuda kernel
+ * yet"). The encoder also uses osp_linear with bf16 weights and osp_gather_rows from a bf16
+ * embedding (see above). */
+
+/* y = GELU_tanh(a) ⊙ b element-wise: the gated-GELU FFN, a = h·wi_0ᵀ, b = h·wi_1ᵀ. a, b and y of
+ * one shape; y may be a or b. */
+osp_status osp_gelu_tanh_mul(const osp_tensor *a, const osp_tensor *b, osp_tensor *y);
+
+/* T5's bidirectional relative position bias: bias[h, i, j] = table[bucket(j − i), h] for
+ * table [buckets, heads] and bias [heads, Nq, Nk]. With B buckets, E = B/4 and n = |j − i|: the
+ * bucket is (j > i ? B/2 : 0) + (n < E ? n : min(B/2 − 1, E + ⌊ln(n/E) / ln(max_distance/E) ·
+ * (B/2 − E)⌋)), in float32 as transformers computes it. B even, ≥ 4; max_distance > E. */
+osp_status osp_relative_position_bias(const osp_tensor *table, int max_distance, osp_tensor *bias);
+
+/* osp_attention with an additive bias per head: out = softmax(q·kᵀ·scale + bias[h] + mask)·v,
+ * bias f32 [heads, Nq, Nk] shared by every batch row (umT5: scale 1, bias from
+ * osp_relative_position_bias). Operands, mask and scratch as osp_attention's. */
+osp_status osp_attention_biased(const osp_tensor *q, const osp_tensor *k, const osp_tensor *v,
+                                const osp_tensor *key_mask, const osp_tensor *bias, float scale,
+                                const osp_tensor *scratch, osp_tensor *out);
 
 #endif

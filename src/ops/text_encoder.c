@@ -1,0 +1,44 @@
+/* The ops only the umT5 text encoder uses (ops.h, "Text encoder"): its gated FFN's product and
+ * its relative position bias. The attention with that bias is in attention.c, beside the plain
+ * one whose kernel it shares. CPU kernels only for now. */
+#include "core/status.h"
+#include "cpu/cpu.h"
+#include "ops/check.h"
+#include "ops/ops.h"
+
+osp_status osp_gelu_tanh_mul(const osp_tensor *a, const osp_tensor *b, osp_tensor *y) {
+  ops_call call = OPS_CALL("osp_gelu_tanh_mul");
+  OSP_TRY(ops_check_float(&call, "a", a, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(&call, "b", b, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(&call, "y", y, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape_as(&call, "b", b, a, a->shape[a->ndim - 1]));
+  OSP_TRY(ops_check_shape_as(&call, "y", y, a, a->shape[a->ndim - 1]));
+  OSP_TRY(ops_check_in_place_or_disjoint(&call, "y", y, "a", a));
+  OSP_TRY(ops_check_in_place_or_disjoint(&call, "y", y, "b", b));
+  OSP_TRY(ops_check_backend(&call));
+  OSP_TRY(ops_require_cpu(&call));
+  osp_cpu_gelu_tanh_mul(a->data, b->data, y->data, osp_tensor_numel(a));
+  return OSP_OK;
+}
+
+osp_status osp_relative_position_bias(const osp_tensor *table, int max_distance, osp_tensor *bias) {
+  ops_call call = OPS_CALL("osp_relative_position_bias");
+  OSP_TRY(ops_check_float(&call, "table", table, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_float(&call, "bias", bias, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape(&call, "table", table, 2, (const int64_t[]){-1, -1}));
+  const int64_t buckets = table->shape[0], heads = table->shape[1];
+  OSP_TRY(ops_check_shape(&call, "bias", bias, 3, (const int64_t[]){heads, -1, -1}));
+  if (buckets < 4 || buckets % 2)
+    return osp_fail(OSP_ERR_SHAPE, "%s: table: expected an even number of buckets, at least 4, found %lld",
+                    call.op, (long long)buckets);
+  if (max_distance <= buckets / 4)
+    return osp_fail(OSP_ERR_ARGUMENT,
+                    "%s: max_distance: expected more than the %lld exact buckets, found %d", call.op,
+                    (long long)(buckets / 4), max_distance);
+  OSP_TRY(ops_check_disjoint(&call, "bias", bias, "table", table));
+  OSP_TRY(ops_check_backend(&call));
+  OSP_TRY(ops_require_cpu(&call));
+  osp_cpu_relative_position_bias(table->data, buckets, max_distance, bias->data, heads,
+                                 bias->shape[1], bias->shape[2]);
+  return OSP_OK;
+}
