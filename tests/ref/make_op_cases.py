@@ -383,13 +383,94 @@ def timestep_cases(write):
         write("timestep_embedding", case, t=t, ref=ref.float())
 
 
+# ---- Text encoder (umT5) ---------------------------------------------------------------------
+
+
+def linear_bf16_cases(write):
+    """A bf16 weight with f32 x: the f32 product with the bf16 values. N = 200 is three whole
+    tiles of the CPU kernel's 64 weight rows and a partial one."""
+    for case, (rows, k, n, with_bias) in {
+        "7x13x5_bias": ((7,), 13, 5, True),
+        "2x33x96_to_200_no_bias": ((2, 33), 96, 200, False),
+        "1x300x64_to_130_bias": ((300,), 64, 130, True),
+    }.items():
+        x, w = randn(*rows, k), randn(n, k, std=k**-0.5).bfloat16()
+        bias = randn(n) if with_bias else None
+        extra = {"bias": bias} if with_bias else {}
+        write("linear_bf16", case, x=x, weight=w, ref=in_f64(F.linear, x, w.float(), bias), **extra)
+
+
+def gather_rows_bf16_cases(write):
+    """Rows of a bf16 table (an embedding) as f32: exact."""
+    index = torch.randint(0, 40, (33,), generator=GENERATOR)
+    index[::7] = -1
+    src = randn(40, 24).bfloat16()
+    write("gather_rows_bf16", "embedding_40x24", src=src, index=index.int(),
+          ref=gather_rows_torch(src.float(), index, (33, 24)))
+
+
+def gelu_tanh_mul_cases(write):
+    for case, a in activation_inputs().items():
+        b = randn(*a.shape, std=1.5)
+        write("gelu_tanh_mul", case, a=a, b=b,
+              ref=in_f64(lambda a_, b_: F.gelu(a_, approximate="tanh") * b_, a, b))
+
+
+def relative_position_bias_cases(write):
+    """transformers' UMT5Attention.compute_bias with a random table: the buckets of every
+    distance up to 600 (past max_distance, and its boundaries 16, 32, 64), square and not."""
+    from transformers import UMT5Config
+    from transformers.models.umt5.modeling_umt5 import UMT5Attention
+
+    for case, (buckets, max_distance, heads, queries, keys) in {
+        "b32_d128_h4_600x600": (32, 128, 4, 600, 600),
+        "b16_d40_h3_70x300": (16, 40, 3, 70, 300),
+        "b32_d128_h2_1x1": (32, 128, 2, 1, 1),
+    }.items():
+        config = UMT5Config(d_model=8, d_kv=2, num_heads=heads, relative_attention_num_buckets=buckets,
+                            relative_attention_max_distance=max_distance)
+        attention = UMT5Attention(config, has_relative_attention_bias=True)
+        table = randn(buckets, heads)
+        with torch.no_grad():
+            attention.relative_attention_bias.weight.copy_(table)
+            ref = attention.compute_bias(queries, keys)[0]
+        write("relative_position_bias", case, table=table, max_distance=scalar(max_distance), ref=ref)
+
+
+def attention_biased_cases(write):
+    """Attention with an additive [heads, Nq, Nk] bias, at umT5's scale 1 and at 1/√D, over sizes
+    that straddle the CPU kernel's blocks (256 queries × 512 keys), with and without a key mask
+    (no query row masked whole: a float mask of −inf there is NaN in torch)."""
+    for case, (batch, queries, keys, heads, head_dim, masked, scale) in {
+        "nq7_nk7_h4_d16_scale1": (1, 7, 7, 4, 16, False, 1.0),
+        "nq300_nk600_h2_d64_scale1": (1, 300, 600, 2, 64, False, 1.0),
+        "mask_b2_nq40_nk530_h3_d20": (2, 40, 530, 3, 20, True, 20**-0.5),
+    }.items():
+        q = randn(batch, queries, heads, head_dim, std=0.5)
+        k = randn(batch, keys, heads, head_dim, std=0.5)
+        v = randn(batch, keys, heads, head_dim)
+        bias = randn(heads, queries, keys, std=2.0)
+        tensors = {"q": q, "k": k, "v": v, "bias": bias, "scale": scalar(scale)}
+        additive = bias.double()[None].expand(batch, -1, -1, -1).clone()
+        if masked:
+            key_mask = (torch.rand(batch, keys, generator=GENERATOR) < 0.7).to(torch.uint8)
+            key_mask[:, 0] = 1
+            additive.masked_fill_(~key_mask.bool()[:, None, None, :], float("-inf"))
+            tensors["key_mask"] = key_mask
+        heads_first = [t.double().transpose(1, 2) for t in (q, k, v)]
+        ref = F.scaled_dot_product_attention(*heads_first, attn_mask=additive, scale=scale)
+        write("attention_biased", case, ref=ref.transpose(1, 2).float(), **tensors)
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(f"usage: {sys.argv[0]} OUT_DIR")
     write = CaseWriter(sys.argv[1])
     for make in (linear_cases, layernorm_cases, rmsnorm_cases, activation_cases, modulation_cases,
                  gather_rows_cases, rope_cases, rope_tables_at_cases, rope_apply_cases,
-                 attention_cases, patchify_cases, unpatchify_cases, timestep_cases):
+                 attention_cases, patchify_cases, unpatchify_cases, timestep_cases,
+                 linear_bf16_cases, gather_rows_bf16_cases, gelu_tanh_mul_cases,
+                 relative_position_bias_cases, attention_biased_cases):
         make(write)
     print(f"make_op_cases: wrote {write.count} cases to {sys.argv[1]}")
 

@@ -208,9 +208,12 @@ static void test_gather(void) {
   osp_tensor float_index = with_dtype(index, OSP_F32);
   EXPECT_FAIL(osp_gather_rows(&src, &float_index, &dst), OSP_ERR_SHAPE,
               "osp_gather_rows: index: expected dtype i32, found f32");
-  osp_tensor bf16_src = with_dtype(src, OSP_BF16);
-  EXPECT_FAIL(osp_gather_rows(&bf16_src, &index, &dst), OSP_ERR_SHAPE,
-              "osp_gather_rows: src: expected dtype f32 on the cpu, found bf16");
+  osp_tensor f16_src = with_dtype(src, OSP_F16);
+  EXPECT_FAIL(osp_gather_rows(&f16_src, &index, &dst), OSP_ERR_SHAPE,
+              "osp_gather_rows: src: expected dtype f32 on the cpu, found f16");
+  osp_tensor bf16_src = with_dtype(src, OSP_BF16), bf16_dst = with_dtype(dst, OSP_BF16);
+  EXPECT_FAIL(osp_gather_rows(&bf16_src, &index, &bf16_dst), OSP_ERR_SHAPE, /* a bf16 table gives f32 rows */
+              "osp_gather_rows: dst: expected dtype f32, found bf16");
   osp_tensor column_index = index;
   column_index.ndim = 2;
   column_index.shape[1] = column_index.stride[1] = 1;
@@ -349,6 +352,47 @@ static void test_video(void) {
               "osp_timestep_embedding: out: expected shape [3, *], found [2, 16]");
 }
 
+/* The text encoder's ops (umT5), and osp_linear with a bf16 weight on the CPU. */
+static void test_text_encoder_ops(void) {
+  osp_tensor x = f32_tensor(buffer_a, 2, 8), w = f32_tensor(buffer_b, 4, 8), y = f32_tensor(buffer_d, 2, 4);
+  osp_tensor bf16_w = with_dtype(w, OSP_BF16), f16_w = with_dtype(w, OSP_F16);
+  EXPECT_OK(osp_linear(&x, &bf16_w, NULL, &y));
+  EXPECT_FAIL(osp_linear(&x, &f16_w, NULL, &y), OSP_ERR_SHAPE,
+              "osp_linear: weight: expected dtype f32 on the cpu, found f16");
+
+  osp_tensor a = f32_tensor(buffer_a, 3, 4), b = f32_tensor(buffer_b, 3, 4);
+  EXPECT_OK(osp_gelu_tanh_mul(&a, &b, &a));
+  osp_tensor long_b = f32_tensor(buffer_b, 3, 5);
+  EXPECT_FAIL(osp_gelu_tanh_mul(&a, &long_b, &a), OSP_ERR_SHAPE,
+              "osp_gelu_tanh_mul: b: expected shape [3, 4], found [3, 5]");
+#ifndef OSP_HAVE_CUDA
+  osp_tensor ca = on_device(a, OSP_CUDA), cb = on_device(b, OSP_CUDA);
+  EXPECT_FAIL(osp_gelu_tanh_mul(&ca, &cb, &ca), OSP_ERR_UNSUPPORTED,
+              "osp_gelu_tanh_mul: this build has no CUDA backend");
+#endif
+
+  osp_tensor table = f32_tensor(buffer_c, 8, 2), bias = f32_tensor(buffer_d, 2, 5, 6);
+  EXPECT_OK(osp_relative_position_bias(&table, 16, &bias));
+  osp_tensor odd_table = f32_tensor(buffer_c, 7, 2);
+  EXPECT_FAIL(osp_relative_position_bias(&odd_table, 16, &bias), OSP_ERR_SHAPE,
+              "osp_relative_position_bias: table: expected an even number of buckets, at least 4, found 7");
+  EXPECT_FAIL(osp_relative_position_bias(&table, 2, &bias), OSP_ERR_ARGUMENT,
+              "osp_relative_position_bias: max_distance: expected more than the 2 exact buckets, found 2");
+  osp_tensor three_heads = f32_tensor(buffer_d, 3, 5, 6);
+  EXPECT_FAIL(osp_relative_position_bias(&table, 16, &three_heads), OSP_ERR_SHAPE,
+              "osp_relative_position_bias: bias: expected shape [2, *, *], found [3, 5, 6]");
+
+  osp_tensor q = f32_tensor(buffer_a, 4, 5, 2, 8), out = f32_tensor(buffer_b, 4, 5, 2, 8);
+  osp_tensor k = f32_tensor(buffer_c, 2, 6, 2, 8), v = f32_tensor(buffer_c + 192, 2, 6, 2, 8);
+  EXPECT_OK(osp_attention_biased(&q, &k, &v, NULL, &bias, 1.0f, &scratch, &out));
+  osp_tensor square_bias = f32_tensor(buffer_d, 2, 5, 5);
+  EXPECT_FAIL(osp_attention_biased(&q, &k, &v, NULL, &square_bias, 1.0f, &scratch, &out), OSP_ERR_SHAPE,
+              "osp_attention_biased: bias: expected shape [2, 5, 6], found [2, 5, 5]");
+  osp_tensor bias_over_out = f32_tensor(buffer_b, 2, 5, 6);
+  EXPECT_FAIL(osp_attention_biased(&q, &k, &v, NULL, &bias_over_out, 1.0f, &scratch, &out),
+              OSP_ERR_ARGUMENT, "osp_attention_biased: out: expected memory apart from bias, found them overlapping");
+}
+
 int main(void) {
   static uint8_t scratch_bytes[1 << 24];
   const int64_t size = (int64_t)osp_attention_scratch_bytes(OSP_CPU);
@@ -364,5 +408,6 @@ int main(void) {
   test_rope_tables_at();
   test_attention();
   test_video();
+  test_text_encoder_ops();
   return test_summary("test_ops_errors");
 }

@@ -226,8 +226,68 @@ static osp_status run_timestep_embedding(test_case *c) {
   return compare(c, "ref", &out);
 }
 
-/* 1e-5 everywhere the result is rounded float32 arithmetic; gather_rows and unpatchify move values
- * and must be exact. */
+/* ---- Text encoder (umT5) ---- */
+
+/* The weight as stored (bf16), x and bias f32. */
+static osp_status run_linear_bf16(test_case *c) {
+  osp_tensor x, w, bias, ref, y;
+  const bool with_bias = has_tensor(c, "bias");
+  OSP_TRY(load_f32(c, "x", &x));
+  OSP_TRY(load_as_stored(c, "weight", OSP_ST_BF16, OSP_BF16, &w));
+  if (with_bias) OSP_TRY(load_f32(c, "bias", &bias));
+  OSP_TRY(load_f32(c, "ref", &ref));
+  OSP_TRY(new_output(c, ref.ndim, ref.shape, &y));
+  OSP_TRY(osp_linear(&x, &w, with_bias ? &bias : NULL, &y));
+  return compare(c, "ref", &y);
+}
+
+static osp_status run_gather_rows_bf16(test_case *c) {
+  osp_tensor src, index, ref, dst;
+  OSP_TRY(load_as_stored(c, "src", OSP_ST_BF16, OSP_BF16, &src));
+  OSP_TRY(load_as_stored(c, "index", OSP_ST_I32, OSP_I32, &index));
+  OSP_TRY(load_f32(c, "ref", &ref));
+  OSP_TRY(new_output(c, ref.ndim, ref.shape, &dst));
+  OSP_TRY(osp_gather_rows(&src, &index, &dst));
+  return compare(c, "ref", &dst);
+}
+
+static osp_status run_gelu_tanh_mul(test_case *c) {
+  osp_tensor a, b;
+  OSP_TRY(load_f32(c, "a", &a));
+  OSP_TRY(load_f32(c, "b", &b));
+  OSP_TRY(osp_gelu_tanh_mul(&a, &b, &a)); /* in place, as the model uses it */
+  return compare(c, "ref", &a);
+}
+
+static osp_status run_relative_position_bias(test_case *c) {
+  osp_tensor table, ref, bias;
+  int max_distance = 0;
+  OSP_TRY(load_f32(c, "table", &table));
+  OSP_TRY(load_ints(c, "max_distance", 1, &max_distance));
+  OSP_TRY(load_f32(c, "ref", &ref));
+  OSP_TRY(new_output(c, ref.ndim, ref.shape, &bias));
+  OSP_TRY(osp_relative_position_bias(&table, max_distance, &bias));
+  return compare(c, "ref", &bias);
+}
+
+static osp_status run_attention_biased(test_case *c) {
+  osp_tensor q, k, v, bias, key_mask, out;
+  float scale = 0.0f;
+  const bool masked = has_tensor(c, "key_mask");
+  OSP_TRY(load_f32(c, "q", &q));
+  OSP_TRY(load_f32(c, "k", &k));
+  OSP_TRY(load_f32(c, "v", &v));
+  OSP_TRY(load_f32(c, "bias", &bias));
+  if (masked) OSP_TRY(load_as_stored(c, "key_mask", OSP_ST_U8, OSP_U8, &key_mask));
+  OSP_TRY(load_scalar(c, "scale", &scale));
+  OSP_TRY(new_output(c, q.ndim, q.shape, &out));
+  OSP_TRY(osp_attention_biased(&q, &k, &v, masked ? &key_mask : NULL, &bias, scale,
+                               &attention_scratch, &out));
+  return compare(c, "ref", &out);
+}
+
+/* 1e-5 everywhere the result is rounded float32 arithmetic; gather_rows (from f32 or bf16),
+ * unpatchify and the relative position bias move values and must be exact. */
 static op_entry OPS[] = {
     {"linear", run_linear, 1e-5, 0},
     {"layernorm", run_layernorm, 1e-5, 0},
@@ -244,6 +304,11 @@ static op_entry OPS[] = {
     {"patchify", run_patchify, 1e-5, 0},
     {"unpatchify", run_unpatchify, 0.0, 0},
     {"timestep_embedding", run_timestep_embedding, 1e-5, 0},
+    {"linear_bf16", run_linear_bf16, 1e-5, 0},
+    {"gather_rows_bf16", run_gather_rows_bf16, 0.0, 0},
+    {"gelu_tanh_mul", run_gelu_tanh_mul, 1e-5, 0},
+    {"relative_position_bias", run_relative_position_bias, 0.0, 0},
+    {"attention_biased", run_attention_biased, 1e-5, 0},
 };
 enum { OP_COUNT = sizeof OPS / sizeof OPS[0] };
 
