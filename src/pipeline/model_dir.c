@@ -138,6 +138,9 @@ static osp_status check_model_index(const char *path, json_t *index) {
   json_t *second = json_object_get(index, "transformer_2");
   if (second && !json_is_null(second) && !(json_is_array(second) && json_is_null(json_array_get(second, 0))))
     return osp_fail(OSP_ERR_UNSUPPORTED, "%s: a second transformer (Wan2.2's two experts): OSP runs Wan2.1's one", path);
+  if (json_is_true(json_object_get(index, "expand_timesteps")))
+    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: expand_timesteps (Wan2.2's per-token timesteps): OSP runs Wan2.1's "
+                    "one timestep per sample", path);
   OSP_TRY(expect_component(path, index, "transformer", transformer));
   OSP_TRY(expect_component(path, index, "text_encoder", text));
   OSP_TRY(expect_component(path, index, "tokenizer", tokenizer));
