@@ -37,7 +37,7 @@ build() { # build DIR [cmake args...]
 
 # The reference tests, as test:cases: tests/ref/make_<cases>_cases.py writes PyTorch's answers into
 # build/ref/<cases>, which build/test_<test>_ref reads.
-ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim flow:flow sampler:sampler"
+ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim flow:flow sampler:sampler prompt_clean:prompt_clean"
 
 unit_tests() { # run every unit test program of a build
   local dir=$1 rc=0
@@ -55,7 +55,7 @@ if command -v nvcc >/dev/null; then # no GPU here: the CUDA backend and its test
 fi
 for pair in $ref_tests; do
   cases=${pair#*:}
-  suite "${cases//_/ } references (PyTorch)" "$python" tests/ref/make_${cases}_cases.py build/ref/$cases
+  suite "${cases//_/ } references (PyTorch, diffusers)" "$python" tests/ref/make_${cases}_cases.py build/ref/$cases
 done
 suite "unit tests" unit_tests build
 suite "communicator on 2, 3 and 4 MPI ranks" tests/parallel/run_mpi.sh build

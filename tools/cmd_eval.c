@@ -177,17 +177,16 @@ static osp_status eval_model(const eval_args *a, osp_shapes_split split, uint64_
   for (int i = 0; status == OSP_OK && i < count; i++) {
     osp_shapes_attributes prompt;
     char caption[OSP_SHAPES_CAPTION_MAX];
-    osp_frames video = {0};
-    osp_t2v_timing timing;
+    osp_t2v_result result = {0};
     status = osp_shapes_prompt(split, i, &prompt);
     if (status == OSP_OK) status = osp_shapes_caption(&prompt, caption, sizeof caption);
-    if (status == OSP_OK)
-      status = osp_t2v_generate(&model, caption, "", &settings, seed + (uint64_t)i, NULL, NULL, &video, &timing);
-    if (status == OSP_OK) status = score_timed(e, &video, &prompt);
-    seconds += timing.total_seconds;
+    const osp_t2v_request request = {.prompt = caption, .settings = settings, .seed = seed + (uint64_t)i};
+    if (status == OSP_OK) status = osp_t2v_generate(&model, &request, &result);
+    if (status == OSP_OK) status = score_timed(e, &result.video, &prompt);
+    seconds += result.timing.total_seconds;
     if (status == OSP_OK)
       fprintf(stderr, "\r%d/%d videos, %.2f s each", i + 1, count, seconds / (i + 1));
-    osp_frames_free(&video);
+    osp_t2v_result_free(&result);
   }
   fprintf(stderr, "\n");
   printf("ShapesBench: %s on the %s prompts (%d videos, %d steps, seed %llu + prompt number): %.2f s per video\n",

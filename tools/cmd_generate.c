@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cli_ranks.h"
 #include "commands.h"
+#include "core/safetensors.h"
 #include "core/status.h"
 #include "pipeline/t2v.h"
 #include "video/video.h"
@@ -20,7 +21,7 @@
 
 typedef struct {
   const char *prompt, *negative, *output, *format, *model, *device, *seed, *steps, *guidance, *shift, *sampler,
-      *frames, *height, *width, *fps, *schedule, *sp;
+      *frames, *height, *width, *fps, *schedule, *sp, *noise, *latents_out;
   int quiet, cfg_parallel;
 } generate_arguments;
 
@@ -100,6 +101,47 @@ static osp_status check_request(const generate_arguments *a, osp_video_format *f
   return OSP_OK;
 }
 
+/* The --noise file's tensor ("noise", or the file's only tensor), as f32 [1, C, f, h, w]; *data
+ * malloc'd. */
+static osp_status read_noise(const char *path, osp_tensor *noise, float **data) {
+  osp_st_file file;
+  OSP_TRY(osp_st_open(path, &file));
+  const osp_st_entry *e = osp_st_find(&file, "noise");
+  if (!e && file.count == 1) e = &file.entries[0];
+  osp_status status = OSP_OK;
+  if (!e)
+    status = osp_fail(OSP_ERR_MISSING, "%s: no tensor 'noise' (and %d tensors, not one)", path, file.count);
+  else if (e->ndim != 5 && e->ndim != 4)
+    status = osp_fail(OSP_ERR_SHAPE, "%s: tensor '%s': expected [1, C, F, H, W] or [C, F, H, W], found %d dimensions",
+                      path, e->name, e->ndim);
+  if (status == OSP_OK && !(*data = malloc((size_t)osp_st_numel(e) * sizeof(float))))
+    status = osp_fail(OSP_ERR_MEMORY, "%s: out of memory", path);
+  if (status == OSP_OK) {
+    int64_t shape[5] = {1, 0, 0, 0, 0};
+    for (int d = 0; d < e->ndim; d++) shape[5 - e->ndim + d] = e->shape[d];
+    osp_st_to_f32(e, *data);
+    *noise = osp_tensor_make(*data, OSP_F32, OSP_CPU, 5, shape);
+  }
+  osp_st_close(&file);
+  return status;
+}
+
+/* With --noise, the video's sizes follow the noise unless flags set them. */
+static osp_status sizes_from_noise(const osp_t2v_model *model, const generate_arguments *a, const osp_tensor *noise,
+                                   osp_t2v_settings *s) {
+  int64_t frames, height, width;
+  OSP_TRY(osp_t2v_video_size_of(&model->video, noise->shape, &frames, &height, &width));
+  if (!a->frames) s->frames = frames;
+  if (!a->height) s->height = height;
+  if (!a->width) s->width = width;
+  return OSP_OK;
+}
+
+static osp_status write_latents(const char *path, const osp_tensor *latents) {
+  const osp_st_write_entry entry = {"latents", OSP_ST_F32, latents->ndim, latents->shape, latents->data};
+  return osp_st_write(path, &entry, 1);
+}
+
 /* Generates and writes the video; every rank samples, rank 0 alone reports and writes. */
 static int generate(const cli_command *command, const generate_arguments *a, const cli_ranks *ranks,
                     osp_device device, osp_video_format format) {
@@ -112,19 +154,30 @@ static int generate(const cli_command *command, const generate_arguments *a, con
   osp_t2v_settings settings = model.defaults;
   uint64_t seed = 0;
   int rc = read_settings(command, a, &settings, &seed);
-  osp_frames video = {0};
-  osp_t2v_timing timing;
+  osp_tensor noise;
+  float *noise_data = NULL;
+  if (!rc && a->noise) status = read_noise(a->noise, &noise, &noise_data);
+  if (!rc && a->noise && status == OSP_OK) status = sizes_from_noise(&model, a, &noise, &settings);
   const int quiet = a->quiet || ranks->rank != 0, speak = ranks->rank == 0;
-  if (!rc) status = osp_t2v_generate(&model, a->prompt, a->negative, &settings, seed, show_progress, (void *)&quiet,
-                                     &video, &timing);
-  if (!rc && status == OSP_OK && speak) status = osp_video_write(a->output, format, settings.fps, &video);
+  const osp_t2v_request request = {.prompt = a->prompt, .negative_prompt = a->negative, .settings = settings,
+                                   .seed = seed, .noise = a->noise ? &noise : NULL, .progress = show_progress,
+                                   .user = (void *)&quiet};
+  osp_t2v_result result = {0};
+  const osp_t2v_timing *timing = &result.timing;
+  if (!rc && status == OSP_OK) status = osp_t2v_generate(&model, &request, &result);
+  if (!rc && status == OSP_OK && speak) status = osp_video_write(a->output, format, settings.fps, &result.video);
+  if (!rc && status == OSP_OK && speak && a->latents_out) status = write_latents(a->latents_out, &result.latents);
+  char start[160];
+  snprintf(start, sizeof start, a->noise ? "noise from %s" : "seed %s", a->noise ? a->noise : (a->seed ? a->seed : "0"));
   if (!rc && status == OSP_OK && speak)
-    printf("wrote %s: %lld frames of %lld x %lld at %g fps (%s, seed %llu) in %.2f s: %d steps of %.3f s, "
+    printf("wrote %s: %lld frames of %lld x %lld at %g fps (%s, %s) in %.2f s: %d steps of %.3f s, "
            "text %.3f s, decode %.3f s\n",
-           a->output, (long long)video.frames, (long long)video.width, (long long)video.height, settings.fps,
-           osp_video_format_name(format), (unsigned long long)seed, timing.total_seconds, settings.steps,
-           timing.sampling_seconds / settings.steps, timing.text_seconds, timing.decode_seconds);
-  osp_frames_free(&video);
+           a->output, (long long)result.video.frames, (long long)result.video.width, (long long)result.video.height,
+           settings.fps, osp_video_format_name(format), start,
+           timing->total_seconds, settings.steps, timing->sampling_seconds / settings.steps, timing->text_seconds,
+           timing->decode_seconds);
+  osp_t2v_result_free(&result);
+  free(noise_data);
   osp_t2v_model_free(&model);
   if (rc) return rc;
   return status == OSP_OK ? CLI_EXIT_OK : cli_ranks_failure(ranks, status);
@@ -150,7 +203,8 @@ int cmd_generate(int argc, char **argv) {
       {"--output", "-o", "PATH", "where the video goes (default osp-video.mp4); .mp4, .gif, or a folder of PNG frames",
        &a.output, NULL},
       {"--format", NULL, "mp4|gif|png", "the file format (default: from the output's extension)", &a.format, NULL},
-      {"--model", NULL, "DIR", "a model folder with model.json (default: the built-in shapes model, models/shapes)",
+      {"--model", NULL, "DIR", "a model folder: diffusers' layout (model_index.json) or OSP's model.json (default: "
+                               "the built-in shapes model, models/shapes)",
        &a.model, NULL},
       {"--device", NULL, "cpu|cuda", "where the DiT runs (default cpu)", &a.device, NULL},
       {"--seed", NULL, "N", "the noise's seed (default 0): the same video on every device, up to bf16 rounding",
@@ -170,6 +224,11 @@ int cmd_generate(int argc, char **argv) {
                                     "blocks (default ssp; full blocks run Ulysses); rank 0 writes the video", &a.sp, NULL},
       {"--cfg-parallel", NULL, NULL, "under mpirun: the conditional and unconditional passes on two halves of the "
                                      "ranks", NULL, &a.cfg_parallel},
+      {"--noise", NULL, "FILE", "start from this noise (safetensors: tensor 'noise' [1, C, f, h, w] in the sampler's "
+                                "space) instead of the seed's; the video's sizes follow it unless given",
+       &a.noise, NULL},
+      {"--latents-out", NULL, "FILE", "also write the final latents (tensor 'latents', before decoding) to FILE",
+       &a.latents_out, NULL},
       {"--quiet", "-q", NULL, "no progress line", NULL, &a.quiet},
       {0},
   };

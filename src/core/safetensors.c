@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/dtype.h"
+#include "core/safetensors_shards.h"
 #include "core/status.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -434,6 +435,7 @@ osp_status osp_st_parse(const char *label, const unsigned char *bytes, size_t si
   file->map_size = size;
   osp_status status = parse_image(label, bytes, size, file);
   if (status != OSP_OK) osp_st_close(file);
+  for (int i = 0; i < file->count; i++) file->entries[i].file = file->path;
   return status;
 }
 
@@ -471,6 +473,7 @@ static osp_status map_file(const char *path, unsigned char **map, size_t *size) 
 
 osp_status osp_st_open(const char *path, osp_st_file *file) {
   memset(file, 0, sizeof *file);
+  if (osp_st_is_index_path(path)) return osp_st_open_index(path, file);
   unsigned char *map = NULL;
   size_t size = 0;
   OSP_TRY(map_file(path, &map, &size));
@@ -484,6 +487,10 @@ osp_status osp_st_open(const char *path, osp_st_file *file) {
 }
 
 void osp_st_close(osp_st_file *file) {
+  if (file->shard_count) {
+    osp_st_close_shards(file);
+    return;
+  }
   for (int i = 0; i < file->count; i++) free(file->entries[i].name);
   free(file->entries);
   free(file->path);
@@ -515,7 +522,7 @@ osp_status osp_st_expect(const osp_st_file *file, const char *name, int ndim, co
                     file->path, name, file->count);
   osp_tensor view = shape_only(entry->ndim, entry->shape);
   char what[512];
-  snprintf(what, sizeof what, "%s: tensor '%s'", file->path, name);
+  snprintf(what, sizeof what, "%s: tensor '%s'", entry->file, name);
   OSP_TRY(osp_check_shape(what, &view, ndim, shape));
   *out = entry;
   return OSP_OK;

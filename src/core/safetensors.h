@@ -3,7 +3,12 @@
  * The reader maps the file and validates the whole header before anything is used: JSON
  * well-formed, keys unique, dtypes known, shape x dtype size == byte range, ranges inside the
  * data section and not overlapping, and no bytes in the data section that no tensor covers.
- * The writer writes to "<path>.tmp.<pid>" and renames, so a crash never leaves a torn file. */
+ * The writer writes to "<path>.tmp.<pid>" and renames, so a crash never leaves a torn file.
+ *
+ * Large models come in shards: an index JSON ("<stem>.safetensors.index.json", as diffusers and
+ * transformers write it: {"weight_map": {"tensor name": "shard file", ...}}) names the shard
+ * files beside it. Opening the index opens every shard and gives one file whose entries are all
+ * of theirs, so code that reads tensors never knows whether a model was sharded. */
 #ifndef OSP_CORE_SAFETENSORS_H
 #define OSP_CORE_SAFETENSORS_H
 
@@ -29,19 +34,29 @@ typedef struct {
   int64_t shape[OSP_MAX_DIMS];
   uint64_t begin, end; /* byte range relative to the data section */
   const unsigned char *data;
+  const char *file; /* the path of the file holding it (a shard's, for a sharded model) */
 } osp_st_entry;
 
-typedef struct {
+typedef struct osp_st_file {
   char *path; /* for messages */
   unsigned char *map;
   size_t map_size;
   int mapped; /* 1: map came from mmap and is unmapped on close */
   int count;
-  osp_st_entry *entries; /* in the order of their byte ranges */
+  osp_st_entry *entries; /* in the order of their byte ranges (shard by shard for an index) */
+  int shard_count;            /* opened from an index: the shards, which own the entries' names */
+  struct osp_st_file *shards;
 } osp_st_file;
 
-/* Maps and validates a file. On failure nothing needs closing. */
+/* Maps and validates a file, or, for a path ending in ".json", an index and all its shards (every
+ * shard it names must exist and hold the tensors it lists there; a name in two shards is an
+ * error). On failure nothing needs closing. */
 osp_status osp_st_open(const char *path, osp_st_file *file);
+
+/* The weights file of a model folder: the first of "<stem>.safetensors.index.json" and
+ * "<stem>.safetensors" that exists, for each stem in turn (NULL-terminated), written to `path`.
+ * The message lists the names looked for. */
+osp_status osp_st_locate(const char *folder, const char *const *stems, char *path, size_t size);
 /* Validates an in-memory image (the fuzzer's entry point); `label` names it in messages. The bytes
  * must outlive the file. */
 osp_status osp_st_parse(const char *label, const unsigned char *bytes, size_t size, osp_st_file *file);

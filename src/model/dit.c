@@ -329,6 +329,26 @@ static osp_status run_forward(const osp_dit *dit, osp_comm *comm, osp_sp_mode mo
   return status;
 }
 
+osp_status osp_dit_activation_bytes(const osp_model_config *config, osp_device device, int64_t batch,
+                                    const int64_t latent_grid[3], int64_t text_rows, size_t *bytes) {
+  const osp_model_config *c = config;
+  const osp_dit dit = {.config = *config, .device = device};
+  activations act = {.batch = batch, .text_rows = text_rows, .device = device, .dtype = osp_device_dtype(device)};
+  for (int d = 0; d < 3; d++) act.grid[d] = latent_grid[d] / c->patch_size[d];
+  /* Shapes only: the inputs on the DiT's device in its dtype, as the pipelines hand them over. */
+  const int64_t latents_shape[5] = {batch, c->in_channels, latent_grid[0], latent_grid[1], latent_grid[2]};
+  const int64_t velocity_shape[5] = {batch, c->out_channels, latent_grid[0], latent_grid[1], latent_grid[2]};
+  const osp_tensor latents = osp_tensor_make(NULL, act.dtype, device, 5, latents_shape);
+  const osp_tensor timestep = osp_tensor_make(NULL, OSP_F32, device, 1, &batch);
+  const osp_tensor context = osp_tensor_make(NULL, act.dtype, device, 3, (int64_t[]){batch, text_rows, c->text_dim});
+  osp_tensor velocity = osp_tensor_make(NULL, OSP_F32, device, 5, velocity_shape);
+  const forward_io io = {&latents, &timestep, &context, &velocity};
+  osp_arena measure_host = osp_arena_measuring("sparse plan"), measure = osp_arena_measuring("activations");
+  OSP_TRY(allocate(&measure_host, &measure, &dit, &io, &act));
+  *bytes = measure.peak;
+  return OSP_OK;
+}
+
 static osp_status check_forward(const osp_dit *dit, const osp_tensor *latents, const osp_tensor *timestep,
                                 const osp_tensor *context, const osp_tensor *velocity) {
   const osp_model_config *c = &dit->config;

@@ -95,6 +95,11 @@ osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const 
                            const osp_tensor *context, osp_tensor *velocity);
 
 
+/* The bytes of the activation arena one forward of `batch` samples of a latent grid (F, H, W)
+ * takes on `device` (the memory plan, without running anything). */
+osp_status osp_dit_activation_bytes(const osp_model_config *config, osp_device device, int64_t batch,
+                                    const int64_t latent_grid[3], int64_t text_rows, size_t *bytes);
+
 /* Floating-point operations of one block's forward (multiply-add = 2), split into self-attention
  * (q·kᵀ and P·v: 4·rows·tokens²·C, the part Skiparse divides by about P²; padded keys count, as they
  * are computed) and the rest (the ten linear layers, cross-attention, norms excluded). */

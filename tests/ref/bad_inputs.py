@@ -327,6 +327,20 @@ def _(f):
     return Expect(generate(f, model=model), ["dit.safetensors"])
 
 
+@case("generate: --noise of the wrong shape")
+def _(f):
+    noise = os.path.join(f.dir, "noise.safetensors")
+    save_file({"noise": torch.zeros(1, 3, 8, 32, 30)}, noise)
+    return Expect(generate(f, "--noise", noise, "--width", "32"), ["noise"], shows=[r"\[1, 3, 8, 32, 30\]"])
+
+
+@case("generate: --noise file without a 'noise' tensor")
+def _(f):
+    noise = os.path.join(f.dir, "noise.safetensors")
+    save_file({"a": torch.zeros(1, 3, 8, 32, 32), "b": torch.zeros(1)}, noise)
+    return Expect(generate(f, "--noise", noise), [("noise.safetensors", "'noise'")])
+
+
 @case("osp info on a truncated file")
 def _(f):
     return Expect(["info", truncate(f.weights, os.path.join(f.dir, BAD_WEIGHTS))], [BAD_WEIGHTS])

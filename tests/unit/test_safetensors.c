@@ -544,6 +544,89 @@ static void test_writer_failures(void) {
   CHECK(count_temp_files() == 0);
 }
 
+/* ---- shards ------------------------------------------------------------------------------ */
+
+static void write_index(const char *name, const char *json) {
+  char path[512];
+  CHECK(write_file(path_in_temp(name, path, sizeof path), json, strlen(json)) == 0);
+}
+
+static void write_shard(const char *name, const char *tensor, float value) {
+  char path[512];
+  float data[2] = {value, value + 1};
+  osp_st_write_entry entry = {tensor, OSP_ST_F32, 1, (const int64_t[]){2}, data};
+  CHECK(osp_st_write(path_in_temp(name, path, sizeof path), &entry, 1) == OSP_OK);
+}
+
+/* Opens index `name`, expecting `status` and (on failure) a message mentioning `text`. */
+static void check_index(const char *name, osp_status status, const char *text) {
+  char path[512];
+  osp_st_file file;
+  CHECK(osp_st_open(path_in_temp(name, path, sizeof path), &file) == status);
+  if (status == OSP_OK) osp_st_close(&file);
+  else CHECK(message_mentions(path) && message_mentions(text));
+}
+
+static void test_shards(void) {
+  write_shard("m-1.safetensors", "a", 1);
+  write_shard("m-2.safetensors", "b", 5);
+  write_shard("m-3.safetensors", "a", 9); /* a second 'a' */
+  write_index("m.safetensors.index.json",
+              "{\"metadata\": {\"total_size\": 16}, \"weight_map\": "
+              "{\"a\": \"m-1.safetensors\", \"b\": \"m-2.safetensors\"}}");
+  char path[512];
+  osp_st_file file;
+  CHECK(osp_st_open(path_in_temp("m.safetensors.index.json", path, sizeof path), &file) == OSP_OK);
+  CHECK(file.count == 2 && file.shard_count == 2);
+  const osp_st_entry *b = osp_st_find(&file, "b");
+  CHECK(b && b->file && strstr(b->file, "m-2.safetensors"));
+  float values[2] = {0};
+  if (b) osp_st_to_f32(b, values);
+  CHECK(values[0] == 5 && values[1] == 6);
+  /* A wrong shape names the shard that holds the tensor. */
+  const osp_st_entry *found;
+  CHECK(osp_st_expect(&file, "b", 1, (const int64_t[]){3}, &found) == OSP_ERR_SHAPE);
+  CHECK(message_mentions("m-2.safetensors") && message_mentions("tensor 'b'"));
+  osp_st_close(&file);
+
+  write_index("missing.json", "{\"weight_map\": {\"a\": \"m-1.safetensors\", \"c\": \"gone.safetensors\"}}");
+  check_index("missing.json", OSP_ERR_MISSING, "shard 'gone.safetensors' is listed in the index");
+  write_index("wrong_shard.json", "{\"weight_map\": {\"b\": \"m-1.safetensors\"}}");
+  check_index("wrong_shard.json", OSP_ERR_MISSING, "tensor 'b' is listed in shard 'm-1.safetensors'");
+  write_index("escape.json", "{\"weight_map\": {\"a\": \"../m-1.safetensors\"}}");
+  check_index("escape.json", OSP_ERR_FORMAT, "is not a file name in the index's folder");
+  write_index("no_map.json", "{\"metadata\": {}}");
+  check_index("no_map.json", OSP_ERR_FORMAT, "no \"weight_map\" object");
+  write_index("not_json.json", "{\"weight_map\": ");
+  check_index("not_json.json", OSP_ERR_FORMAT, "not a safetensors index");
+}
+
+/* A tensor in two shards is refused, naming both. */
+static void test_shards_duplicate_tensor(void) {
+  char path[512];
+  float data[2] = {1, 2};
+  const int64_t shape[1] = {2};
+  osp_st_write_entry entries[2] = {{"a", OSP_ST_F32, 1, shape, data}, {"b", OSP_ST_F32, 1, shape, data}};
+  CHECK(osp_st_write(path_in_temp("d-2.safetensors", path, sizeof path), entries, 2) == OSP_OK);
+  write_shard("d-1.safetensors", "a", 1);
+  write_index("d.json", "{\"weight_map\": {\"a\": \"d-1.safetensors\", \"b\": \"d-2.safetensors\"}}");
+  check_index("d.json", OSP_ERR_FORMAT, "tensor 'a' is in two shards");
+}
+
+static void test_locate(void) {
+  char path[512], found[512];
+  const char *const stems[] = {"diffusion_pytorch_model", "model", NULL};
+  CHECK(osp_st_locate(temp_dir, stems, found, sizeof found) == OSP_ERR_MISSING);
+  CHECK(message_mentions("diffusion_pytorch_model.safetensors.index.json") &&
+        message_mentions("model.safetensors"));
+  write_shard("model.safetensors", "a", 1);
+  CHECK(osp_st_locate(temp_dir, stems, found, sizeof found) == OSP_OK);
+  CHECK(!strcmp(found, path_in_temp("model.safetensors", path, sizeof path)));
+  write_index("diffusion_pytorch_model.safetensors.index.json", "{}");
+  CHECK(osp_st_locate(temp_dir, stems, found, sizeof found) == OSP_OK);
+  CHECK(strstr(found, "diffusion_pytorch_model.safetensors.index.json") != NULL);
+}
+
 int main(void) {
   if (!mkdtemp(temp_dir)) {
     perror("mkdtemp");
@@ -558,6 +641,9 @@ int main(void) {
   test_not_a_file();
   test_expect();
   test_writer_failures();
+  test_shards();
+  test_shards_duplicate_tensor();
+  test_locate();
   remove_temp_dir();
   return test_summary("test_safetensors");
 }
