@@ -86,7 +86,7 @@ static osp_status list_parameters(osp_umt5 *m, parameter_list *list) {
 
 /* ---- where the tensors come from ---- */
 
-/* The one place a tensor is looked up by name (a set of shards will answer here). */
+/* The one place a tensor is looked up by name (a sharded model's index answers for its shards). */
 static const osp_st_entry *find_tensor(const osp_umt5 *m, const char *name) {
   return osp_st_find(&m->file, name);
 }
@@ -130,7 +130,7 @@ static osp_status expect_parameter(const osp_umt5 *m, const parameter *p, const 
   osp_tensor found = {.ndim = e->ndim};
   memcpy(found.shape, e->shape, sizeof found.shape);
   char what[PATH_BYTES + NAME_BYTES];
-  snprintf(what, sizeof what, "%s: tensor '%s'", m->file.path, e->name);
+  snprintf(what, sizeof what, "%s: tensor '%s'", e->file, e->name);
   OSP_TRY(osp_check_shape(what, &found, p->ndim, p->shape));
   *out = e;
   return OSP_OK;
@@ -150,7 +150,7 @@ static osp_status reject_unexpected(const osp_umt5 *m, const osp_st_entry **foun
     if (!used[i] && !alias)
       status = osp_fail(OSP_ERR_FORMAT,
                         "%s: unexpected tensor '%s' for a umT5 encoder of %d layers (another model or config?)",
-                        m->file.path, name, m->config.num_layers);
+                        m->file.entries[i].file, name, m->config.num_layers);
   }
   free(used);
   return status;
@@ -217,20 +217,15 @@ static osp_status join(char out[PATH_BYTES], const char *a, const char *b) {
   return OSP_OK;
 }
 
-/* config.json and the weights file of a folder (save_pretrained's model.safetensors), or of a
- * weights file (config.json beside it). */
+/* config.json and the weights of a folder (save_pretrained's model.safetensors, or its shards'
+ * model.safetensors.index.json), or of a weights file or index (config.json beside it). */
 static osp_status locate(const char *dir_or_file, char config[PATH_BYTES], char weights[PATH_BYTES]) {
   if (access(dir_or_file, R_OK) != 0)
     return osp_fail(OSP_ERR_IO, "%s: cannot read the umT5 encoder: %s", dir_or_file, strerror(errno));
   if (is_directory(dir_or_file)) {
-    char index[PATH_BYTES];
+    static const char *const stems[] = {"model", NULL};
     OSP_TRY(join(config, dir_or_file, "/config.json"));
-    OSP_TRY(join(weights, dir_or_file, "/model.safetensors"));
-    OSP_TRY(join(index, weights, ".index.json"));
-    if (access(weights, R_OK) != 0 && access(index, R_OK) == 0)
-      return osp_fail(OSP_ERR_UNSUPPORTED, "%s: sharded weights (%s) are not supported yet", dir_or_file, index);
-    if (access(weights, R_OK) != 0)
-      return osp_fail(OSP_ERR_MISSING, "%s: no model.safetensors in the text encoder's folder", dir_or_file);
+    OSP_TRY(osp_st_locate(dir_or_file, stems, weights, PATH_BYTES));
   } else {
     char copy[PATH_BYTES];
     OSP_TRY(join(weights, dir_or_file, ""));

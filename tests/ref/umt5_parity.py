@@ -15,9 +15,10 @@ max_distance), `osp encode-text --ids` writes `context` [1, rows, d_model], comp
 against transformers' last_hidden_state without padding, and against its run padded to 512 with
 the attention mask; the rows past the prompt must be exactly 0. The same weights are also checked
 saved in bf16 (against transformers in float32 on the bf16-rounded weights), renamed to the
-original Wan2.1 T5Encoder names in one safetensors file, and with the embedding under
-transformers' other name. Bad inputs (a missing tensor, a wrong shape, an unknown
-feed_forward_proj, an id outside the vocabulary, -p without a tokenizer) must fail with a message
+original Wan2.1 T5Encoder names in one safetensors file, with the embedding under transformers'
+other name, and in shards with their index JSON. Bad inputs (a missing tensor, a wrong shape, an unknown
+feed_forward_proj, an unexpected tensor, a missing shard, an id outside the vocabulary, -p without
+a tokenizer) must fail with a message
 naming the file and the tensor or key.
 
 Prints one line per check and a last line "umt5: N passed, M failed"; exits 1 on a failure.
@@ -154,11 +155,13 @@ class Runner:
         self.report(ok, label, f"{'refused' if context is None else 'ACCEPTED'}: {last}")
 
 
-def model_folder(workdir, tag, model, dtype=torch.float32):
-    """A diffusers-layout model folder with the encoder in text_encoder/, weights in `dtype`."""
+def model_folder(workdir, tag, model, dtype=torch.float32, max_shard_size=None):
+    """A diffusers-layout model folder with the encoder in text_encoder/, weights in `dtype`
+    (in shards with their index JSON when max_shard_size is given)."""
     folder = os.path.join(workdir, tag)
     shutil.rmtree(folder, ignore_errors=True)
-    copy.deepcopy(model).to(dtype).save_pretrained(os.path.join(folder, "text_encoder"))
+    extra = {"max_shard_size": max_shard_size} if max_shard_size else {}
+    copy.deepcopy(model).to(dtype).save_pretrained(os.path.join(folder, "text_encoder"), **extra)
     return folder
 
 
@@ -227,6 +230,20 @@ def name_cases(r, tag, config_kwargs, model, folder, bf16_folder):
                     130, PADDED_ROWS)
 
 
+def shard_cases(r, tag, config_kwargs, model):
+    """The weights in shards (model.safetensors.index.json), as the real umT5-XXL ships; then the
+    same folder with a shard the index lists removed."""
+    folder = model_folder(r.workdir, tag + "_shards", model, max_shard_size="40KB")
+    encoder = os.path.join(folder, "text_encoder")
+    shards = sorted(f for f in os.listdir(encoder) if f.endswith(".safetensors"))
+    ids = random_ids(130, config_kwargs["vocab_size"], 9)
+    context, _ = r.encode(["--model", folder], ids, PADDED_ROWS, f"{tag}_shards")
+    r.check_context(f"{tag} {len(shards)} shards and their index", context, [("transformers", reference(model, ids))],
+                    130, PADDED_ROWS)
+    os.remove(os.path.join(encoder, shards[-1]))
+    r.expect_failure("a shard listed in the index but absent", ["--model", folder], ids, [shards[-1]])
+
+
 def bad_input_cases(r, folder, config_kwargs):
     ids = random_ids(7, config_kwargs["vocab_size"], 3)
     weights = os.path.join(folder, "text_encoder", "model.safetensors")
@@ -276,6 +293,7 @@ def main():
         bf16_folder = bf16_cases(r, tag, config_kwargs, model)
         name_cases(r, tag, config_kwargs, model, folder, bf16_folder)
         if seed == 0:
+            shard_cases(r, tag, config_kwargs, model)
             bad_input_cases(r, folder, config_kwargs)
     print(f"umt5: {r.passed} passed, {r.failed} failed")
     sys.exit(1 if r.failed else 0)
