@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/log.h"
 #include "core/status.h"
 #include "model/vae.h"
 #include "ops/conv.h"
@@ -364,6 +365,8 @@ static osp_status run_direction(const osp_vae *vae, const osp_vae_tower *tower, 
   size_t peak[4];
   OSP_TRY(measure(vae, tower, d, j, peak));
   if (progress) progress->planned_bytes = peak[0] + peak[1] + peak[2] + peak[3];
+  osp_debug("VAE %s plan: state %.1f MiB, activations 2 x %.1f MiB, scratch %.1f MiB", d->name, peak[0] / 1048576.0,
+            (peak[1] > peak[2] ? peak[1] : peak[2]) / 1048576.0, peak[3] / 1048576.0);
   vae_run r;
   osp_status status = start_run(vae, tower, false, &r);
   const char *names[4] = {"VAE state", "VAE activations", "VAE activations", "VAE scratch"};
