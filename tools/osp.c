@@ -16,6 +16,8 @@ static const struct {
     {"dit", cmd_dit, "run one forward pass of the Wan2.1 / OSP-Next DiT (and its backward)"},
     {"train", cmd_train, "train or fine-tune the DiT with flow matching (train.json)"},
     {"bench", cmd_bench, "time ops, blocks and whole forwards against the device's peak"},
+    {"vae-decode", cmd_vae_decode, "decode latents with the Wan2.1 VAE into a video (safetensors in and out)"},
+    {"vae-encode", cmd_vae_encode, "encode a video with the Wan2.1 VAE into normalised latents"},
     {"eval", cmd_eval, "ShapesBench: score a shapes-world video against its prompt"},
     {"encode-text", cmd_encode_text, "encode a prompt with the umT5 text encoder into the DiT's context"},
 };
@@ -27,7 +29,7 @@ static void print_help(FILE *out) {
           "commands:\n",
           OSP_VERSION);
   for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-    fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
   fprintf(out,
           "\n'osp COMMAND --help' describes a command. OSP_LOG=debug|info|warn|error sets the log "
           "level; OMP_NUM_THREADS the CPU threads.\n");

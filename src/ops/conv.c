@@ -1,0 +1,129 @@
+/* The 3D convolution op: operands and geometry checked, then the CPU kernel (src/cpu/conv.c). */
+#include <stdio.h>
+
+#include "core/status.h"
+#include "cpu/conv.h"
+#include "ops/check.h"
+#include "ops/conv.h"
+
+enum { SCRATCH_TARGET_BYTES = 16 << 20 }; /* one band of im2col columns */
+
+static const char axis_names[3] = {'t', 'h', 'w'};
+
+static osp_status check_geometry(const char *op, const osp_conv3d_geometry *g) {
+  if (!g) return osp_fail(OSP_ERR_ARGUMENT, "%s: geometry: missing (NULL)", op);
+  for (int d = 0; d < 3; d++) {
+    if (g->stride[d] < 1)
+      return osp_fail(OSP_ERR_ARGUMENT, "%s: geometry: stride along %c must be at least 1, found %d", op,
+                      axis_names[d], g->stride[d]);
+    if (g->pad[d][0] < 0 || g->pad[d][1] < 0)
+      return osp_fail(OSP_ERR_ARGUMENT, "%s: geometry: padding along %c must be >= 0, found (%d, %d)", op,
+                      axis_names[d], g->pad[d][0], g->pad[d][1]);
+  }
+  if (g->upsample != 1 && g->upsample != 2)
+    return osp_fail(OSP_ERR_ARGUMENT, "%s: geometry: upsample must be 1 or 2, found %d", op, g->upsample);
+  return OSP_OK;
+}
+
+/* The kernel's view of the operands (shapes only: the tensors may have no data yet). */
+static osp_cpu_conv3d_shape kernel_shape(const osp_tensor *x, const osp_tensor *history,
+                                         const osp_tensor *w, const osp_conv3d_geometry *g) {
+  osp_cpu_conv3d_shape s = {
+      .batch = x->shape[0], .in_channels = x->shape[1], .out_channels = w->shape[0],
+      .history_frames = history ? history->shape[2] : 0, .frames = x->shape[2],
+      .height = x->shape[3], .width = x->shape[4], .upsample = g->upsample};
+  const int64_t extent[3] = {s.history_frames + s.frames, s.height * g->upsample, s.width * g->upsample};
+  int64_t *out[3] = {&s.out_frames, &s.out_height, &s.out_width};
+  for (int d = 0; d < 3; d++) {
+    s.kernel[d] = w->shape[2 + d];
+    s.stride[d] = g->stride[d];
+    s.pad_before[d] = g->pad[d][0];
+    const int64_t span = extent[d] + g->pad[d][0] + g->pad[d][1] - s.kernel[d];
+    *out[d] = span < 0 ? 0 : span / s.stride[d] + 1;
+  }
+  return s;
+}
+
+osp_status osp_conv3d_output_shape(const osp_tensor *x, const osp_tensor *history,
+                                   const osp_tensor *w, const osp_conv3d_geometry *g,
+                                   int64_t shape[5]) {
+  static const char op[] = "osp_conv3d";
+  OSP_TRY(check_geometry(op, g));
+  char xs[160], ws[160];
+  if (!x || !w || x->ndim != 5 || w->ndim != 5 || w->shape[1] != x->shape[1])
+    return osp_fail(OSP_ERR_SHAPE, "%s: expected x [B, Cin, T, H, W] and w [Cout, Cin, kt, kh, kw], found x %s, w %s",
+                    op, x ? osp_shape_string(x, xs, sizeof xs) : "NULL", w ? osp_shape_string(w, ws, sizeof ws) : "NULL");
+  const osp_cpu_conv3d_shape s = kernel_shape(x, history, w, g);
+  const int64_t out[3] = {s.out_frames, s.out_height, s.out_width};
+  for (int d = 0; d < 3; d++)
+    if (out[d] < 1)
+      return osp_fail(OSP_ERR_SHAPE, "%s: the input %s%s is smaller along %c than the kernel %s with its padding",
+                      op, osp_shape_string(x, xs, sizeof xs), history ? " (with its history)" : "",
+                      axis_names[d], osp_shape_string(w, ws, sizeof ws));
+  const int64_t result[5] = {s.batch, s.out_channels, s.out_frames, s.out_height, s.out_width};
+  for (int d = 0; d < 5; d++) shape[d] = result[d];
+  return OSP_OK;
+}
+
+/* Bytes of one im2col band: as many whole output rows as fit in the target, at least one. */
+static size_t band_bytes(const osp_cpu_conv3d_shape *s) {
+  if (osp_cpu_conv3d_is_pointwise(s)) return 0;
+  const size_t row = (size_t)osp_cpu_conv3d_row_floats(s) * sizeof(float);
+  size_t rows = SCRATCH_TARGET_BYTES / row;
+  if (rows < 1) rows = 1;
+  if (rows > (size_t)s->out_height) rows = (size_t)s->out_height;
+  return rows * row;
+}
+
+size_t osp_conv3d_scratch_bytes(const osp_tensor *x, const osp_tensor *history, const osp_tensor *w,
+                                const osp_conv3d_geometry *geometry) {
+  const osp_cpu_conv3d_shape s = kernel_shape(x, history, w, geometry);
+  return band_bytes(&s);
+}
+
+static osp_status check_operands(ops_call *call, const osp_tensor *x, const osp_tensor *history,
+                                 const osp_tensor *w, const osp_tensor *bias, const osp_tensor *y) {
+  OSP_TRY(ops_check_float(call, "x", x, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape(call, "x", x, 5, (const int64_t[]){-1, -1, -1, -1, -1}));
+  OSP_TRY(ops_check_float(call, "w", w, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_shape(call, "w", w, 5, (const int64_t[]){-1, x->shape[1], -1, -1, -1}));
+  if (history) {
+    OSP_TRY(ops_check_float(call, "history", history, OPS_CONTIGUOUS));
+    OSP_TRY(ops_check_shape(call, "history", history, 5,
+                            (const int64_t[]){x->shape[0], x->shape[1], -1, x->shape[3], x->shape[4]}));
+  }
+  if (bias) {
+    OSP_TRY(ops_check_float(call, "bias", bias, OPS_CONTIGUOUS));
+    OSP_TRY(ops_check_shape(call, "bias", bias, 1, (const int64_t[]){w->shape[0]}));
+  }
+  OSP_TRY(ops_check_float(call, "y", y, OPS_CONTIGUOUS));
+  OSP_TRY(ops_check_disjoint(call, "y", y, "x", x));
+  OSP_TRY(ops_check_disjoint(call, "y", y, "w", w));
+  if (history) OSP_TRY(ops_check_disjoint(call, "y", y, "history", history));
+  return OSP_OK;
+}
+
+osp_status osp_conv3d(const osp_tensor *x, const osp_tensor *history, const osp_tensor *w,
+                      const osp_tensor *bias, const osp_conv3d_geometry *geometry,
+                      const osp_tensor *scratch, osp_tensor *y) {
+  ops_call call = OPS_CALL("osp_conv3d");
+  OSP_TRY(check_operands(&call, x, history, w, bias, y));
+  int64_t shape[5];
+  OSP_TRY(osp_conv3d_output_shape(x, history, w, geometry, shape));
+  OSP_TRY(ops_check_shape(&call, "y", y, 5, shape));
+  const osp_cpu_conv3d_shape s = kernel_shape(x, history, w, geometry);
+  const size_t need = band_bytes(&s);
+  if (need) {
+    OSP_TRY(ops_check_operand(&call, "scratch", scratch, OSP_U8, OPS_CONTIGUOUS));
+    if (osp_tensor_bytes(scratch) < need)
+      return osp_fail(OSP_ERR_SHAPE, "osp_conv3d: scratch: expected at least %zu bytes (osp_conv3d_scratch_bytes), found %zu",
+                      need, osp_tensor_bytes(scratch));
+  }
+  OSP_TRY(ops_check_blas_size(&call, "the kernel volume times Cin", w->shape[1] * w->shape[2] * w->shape[3] * w->shape[4]));
+  OSP_TRY(ops_check_blas_size(&call, "y's row stride", s.out_frames * s.out_height * s.out_width));
+  OSP_TRY(ops_check_blas_size(&call, "x's channel stride", (s.frames + s.history_frames) * s.height * s.width));
+  OSP_TRY(ops_require_cpu(&call));
+  osp_cpu_conv3d(x->data, history ? history->data : NULL, w->data, bias ? bias->data : NULL, y->data, &s,
+                 need ? scratch->data : NULL, (int64_t)(need ? osp_tensor_bytes(scratch) / sizeof(float) : 0));
+  return OSP_OK;
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""`osp generate --model DIR` on a diffusers-layout model folder against diffusers' WanPipeline.
+
+usage: python tests/ref/pipeline_parity.py OSP_BINARY WORKDIR
+
+Builds a tiny WanPipeline with random weights (a SentencePiece unigram tokenizer trained here, a
+UMT5EncoderModel, a WanTransformer3DModel, an AutoencoderKLWan and the UniPC scheduler Wan2.1's
+pipelines configure), saves it with save_pretrained (diffusers' layout: model_index.json,
+transformer/, text_encoder/, tokenizer/, vae/, scheduler/), writes the start noise to a file,
+and runs both on it:
+
+  diffusers  pipe(prompt, negative_prompt, latents=noise, ...) in float32 on the CPU: the final
+             latents (output_type="latent") and the frames (output_type="np", in [0, 1]);
+  osp        osp generate --model DIR --noise noise.safetensors --latents-out L -o frames/ (PNG).
+
+Checks: the final latents within 1e-4 relative (max |osp − ref| / max |ref|: fp32 through a text
+encoder, 3 sampler steps of two DiT passes and the sampler's arithmetic), and every pixel of
+every frame within 1 level of 255 of diffusers' (OSP writes 8-bit PNG: round((x + 1)/2 · 255)).
+Cases: with guidance (the conditional and unconditional passes) and without, 1 and 5 frames,
+the DiT's weights in two shards with their index. Then bad model folders, each a clear error
+naming what is wrong: a component missing, a shard listed in the index but absent, a VAE whose
+latent channels differ from the DiT's.
+
+Prints one line per check and "pipeline: N passed, M failed" last; exits 1 on a failure.
+"""
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+import numpy as np
+import sentencepiece as spm
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
+from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+from diffusers.utils import logging as diffusers_logging
+
+diffusers_logging.set_verbosity_error()
+
+TEXT_DIM = 32
+passed = failed = 0
+
+
+def check(ok, what):
+    global passed, failed
+    print(("ok   " if ok else "FAIL ") + what)
+    if ok:
+        passed += 1
+    else:
+        failed += 1
+
+
+def train_tokenizer(folder):
+    """A small unigram model with umT5's special ids (pad 0, eos 1, unk 2), as transformers loads it."""
+    rng = random.Random(0)
+    words = ("a the red blue green circle square triangle moving right left up down on background small large "
+             "cat dog running jumping city night rain sunset ocean waves forest camera slowly quickly").split()
+    text = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 12))) for _ in range(2000)]
+    os.makedirs(folder, exist_ok=True)
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_prefix=f"{folder}/spiece", vocab_size=100,
+                                   hard_vocab_limit=False, model_type="unigram", pad_id=0, eos_id=1, unk_id=2,
+                                   bos_id=-1, minloglevel=2)
+    return T5Tokenizer.from_pretrained(folder, extra_ids=0)
+
+
+def randomize(module, seed):
+    """Every parameter random and nonzero (norm gains around 1), so a mix-up of any two shows."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in module.named_parameters():
+            r = torch.randn(p.shape, generator=g)
+            if p.ndim == 1 or "gamma" in name or name.endswith("norm.weight") or "layer_norm" in name:
+                p.copy_(1.0 + 0.2 * r if ("norm" in name or "gamma" in name) else 0.1 * r)
+            else:
+                fan_in = p[0].numel() if p.ndim > 1 else 1
+                p.copy_(r / fan_in ** 0.5)
+
+
+def build_pipeline(folder, z_dim=16):
+    tokenizer = train_tokenizer(f"{folder}/spm")
+    encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(tokenizer), d_model=TEXT_DIM, d_kv=8, d_ff=48, num_layers=2,
+                                          num_heads=4, relative_attention_num_buckets=32,
+                                          relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
+                                          is_encoder_decoder=False)).eval()
+    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=16,
+                                        in_channels=16, out_channels=16, text_dim=TEXT_DIM, freq_dim=32, ffn_dim=64,
+                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
+                                        rope_max_seq_len=1024).eval()
+    vae = AutoencoderKLWan(base_dim=8, z_dim=z_dim, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
+                           temperal_downsample=[False, True, True],
+                           latents_mean=[0.1 * i - 0.5 for i in range(z_dim)],
+                           latents_std=[1.0 + 0.1 * i for i in range(z_dim)]).eval()
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                        num_train_timesteps=1000, flow_shift=3.0)
+    for i, module in enumerate((encoder, transformer, vae)):
+        randomize(module, 100 + i)
+    pipe = WanPipeline(tokenizer=tokenizer, text_encoder=encoder, transformer=transformer, vae=vae, scheduler=scheduler)
+    pipe.save_pretrained(f"{folder}/model")
+    return pipe, f"{folder}/model"
+
+
+def shard(model_dir):
+    """The transformer's weights as two shards and their index, as save_pretrained writes big models."""
+    folder = f"{model_dir}/transformer"
+    tensors = load_file(f"{folder}/diffusion_pytorch_model.safetensors")
+    names = sorted(tensors)
+    parts = {"diffusion_pytorch_model-00001-of-00002.safetensors": names[: len(names) // 2],
+             "diffusion_pytorch_model-00002-of-00002.safetensors": names[len(names) // 2:]}
+    weight_map = {}
+    for file, part in parts.items():
+        save_file({n: tensors[n] for n in part}, f"{folder}/{file}")
+        weight_map.update({n: file for n in part})
+    os.remove(f"{folder}/diffusion_pytorch_model.safetensors")
+    with open(f"{folder}/diffusion_pytorch_model.safetensors.index.json", "w") as f:
+        json.dump({"metadata": {"total_size": 0}, "weight_map": weight_map}, f)
+
+
+def run_osp(osp, args):
+    return subprocess.run([osp, "generate", "-q", *args], capture_output=True, text=True)
+
+
+def read_frames(folder, count):
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".png"))
+    return np.stack([np.asarray(Image.open(f"{folder}/{n}").convert("RGB")) for n in names[:count]]) if names else None
+
+
+def compare(osp, pipe, model_dir, work, name, prompt, frames, guidance):
+    height, width = 32, 48
+    latent_shape = (1, 16, (frames - 1) // 4 + 1, height // 8, width // 8)
+    noise = torch.randn(latent_shape, generator=torch.Generator().manual_seed(len(name)))
+    noise_file, latents_file, frames_dir = f"{work}/{name}.noise.safetensors", f"{work}/{name}.latents.safetensors", f"{work}/{name}.frames"
+    save_file({"noise": noise.contiguous()}, noise_file)
+    common = dict(prompt=prompt, negative_prompt="", height=height, width=width, num_frames=frames,
+                  num_inference_steps=3, guidance_scale=guidance)
+    with torch.no_grad():
+        ref_latents = pipe(**common, latents=noise.clone(), output_type="latent").frames
+        ref_frames = pipe(**common, latents=noise.clone(), output_type="np").frames[0]
+    shutil.rmtree(frames_dir, ignore_errors=True)
+    result = run_osp(osp, ["--model", model_dir, "-p", prompt, "--noise", noise_file, "--latents-out", latents_file,
+                           "--steps", "3", "--guidance", str(guidance), "--frames", str(frames), "--height", str(height),
+                           "--width", str(width), "-o", frames_dir, "--format", "png"])
+    if result.returncode != 0:
+        check(False, f"{name}: osp generate failed: {result.stderr.strip()}")
+        return
+    got = load_file(latents_file)["latents"]
+    err = (got - ref_latents).abs().max().item() / ref_latents.abs().max().item()
+    check(err <= 1e-4, f"{name}: final latents {tuple(got.shape)}, rel err {err:.2e} (tol 1e-4)")
+    pixels = read_frames(frames_dir, frames)
+    want = ref_frames * 255.0
+    worst = np.abs(pixels.astype(np.float64) - want).max() if pixels is not None and pixels.shape == want.shape else None
+    check(worst is not None and worst <= 1.0 + 1e-3,
+          f"{name}: {frames} frames of {width}x{height}, worst pixel difference {worst} levels (at most 1)")
+
+
+def expect_error(osp, model_dir, what, needle):
+    result = run_osp(osp, ["--model", model_dir, "-p", "a red circle", "--steps", "1", "--frames", "1", "--height",
+                           "16", "--width", "16", "-o", "/tmp/unused.png"])
+    ok = result.returncode != 0 and needle in result.stderr
+    check(ok, f"bad model: {what}: exit {result.returncode}, {result.stderr.strip()}")
+
+
+def bad_models(osp, model_dir, work):
+    broken = f"{work}/broken"
+
+    def fresh():
+        shutil.rmtree(broken, ignore_errors=True)
+        shutil.copytree(model_dir, broken)
+        return broken
+
+    shutil.rmtree(f"{fresh()}/vae")
+    expect_error(osp, broken, "no vae/ folder", "vae: missing")
+    os.remove(f"{fresh()}/transformer/diffusion_pytorch_model-00002-of-00002.safetensors")
+    expect_error(osp, broken, "a shard listed in the index is absent",
+                 "shard 'diffusion_pytorch_model-00002-of-00002.safetensors' is listed in the index")
+    os.remove(f"{fresh()}/tokenizer/tokenizer.json")
+    expect_error(osp, broken, "no tokenizer.json", "tokenizer.json: missing")
+    _, other = build_pipeline(f"{work}/z4", z_dim=4)
+    fresh()
+    shutil.rmtree(f"{broken}/vae")
+    shutil.copytree(f"{other}/vae", f"{broken}/vae")
+    expect_error(osp, broken, "a VAE of 4 latent channels under a DiT of 16", "latent channels")
+
+
+def main():
+    osp, work = sys.argv[1], sys.argv[2]
+    os.makedirs(work, exist_ok=True)
+    torch.manual_seed(0)
+    pipe, model_dir = build_pipeline(work)
+    compare(osp, pipe, model_dir, work, "guided.5frames", "a red circle moving right on a blue background", 5, 5.0)
+    compare(osp, pipe, model_dir, work, "unguided.1frame", "small cat running in the rain", 1, 1.0)
+    shard(model_dir)
+    compare(osp, pipe, model_dir, work, "sharded.guided.5frames", "the camera moving slowly over the ocean waves", 5, 4.0)
+    bad_models(osp, model_dir, work)
+    print(f"pipeline: {passed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
