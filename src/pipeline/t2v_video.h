@@ -7,11 +7,13 @@
 
 #include "core/frames.h"
 #include "core/tensor.h"
+#include "model/vae.h"
 #include "pipeline/model_dir.h"
 
 typedef struct {
   osp_space_kind kind;
   int64_t channels; /* of the sample: 3 for pixels, the VAE's z */
+  osp_vae vae;
 } osp_t2v_video;
 
 /* Loads the folder's decoder; the DiT works on `channels` (in_channels), which must be the space's. */
@@ -29,8 +31,6 @@ osp_status osp_t2v_video_size_of(const osp_t2v_video *video, const int64_t shape
 
 /* The frames of a final sample (f32 CPU [1, C, f, h, w]); *frames allocated here. */
 osp_status osp_t2v_video_decode(const osp_t2v_video *video, const osp_tensor *sample, osp_frames *frames);
-
-size_t osp_t2v_video_bytes(const osp_t2v_video *video);
 
 void osp_t2v_video_free(osp_t2v_video *video);
 
