@@ -61,6 +61,7 @@ suite "unit tests" unit_tests build
 suite "communicator on 2, 3 and 4 MPI ranks" tests/parallel/run_mpi.sh build
 suite "sequence parallelism over MPI ranks (Ulysses, SSP, CFG parallel; CPU)" "$python" tests/parallel/sp_parity.py build/osp build/ref/sp
 suite "DiT parity with diffusers" "$python" tests/ref/dit_parity.py build/osp build/ref/parity
+suite "tokenizer parity with transformers and tokenizers (SentencePiece Unigram)" "$python" tests/ref/tokenizer_parity.py build/osp build/ref/tokenizer
 suite "umT5 text encoder parity with transformers" "$python" tests/ref/umt5_parity.py build/osp build/ref/umt5
 suite "Wan-VAE parity with diffusers" "$python" tests/ref/vae_parity.py build/osp build/ref/vae
 suite "DiT gradients against PyTorch autograd" "$python" tests/ref/dit_grad_parity.py build/osp build/ref/grad_parity

@@ -19,6 +19,7 @@ static const struct {
     {"vae-decode", cmd_vae_decode, "decode latents with the Wan2.1 VAE into a video (safetensors in and out)"},
     {"vae-encode", cmd_vae_encode, "encode a video with the Wan2.1 VAE into normalised latents"},
     {"eval", cmd_eval, "ShapesBench: score a shapes-world video against its prompt"},
+    {"tokenize", cmd_tokenize, "print a text's token ids with a model's tokenizer (umT5's SentencePiece)"},
     {"encode-text", cmd_encode_text, "encode a prompt with the umT5 text encoder into the DiT's context"},
 };
 
