@@ -12,11 +12,12 @@
 #include "core/safetensors.h"
 #include "core/status.h"
 #include "model/umt5.h"
+#include "text/tokenizer.h"
 
 enum { PATH_BYTES = 4096, MAX_ROWS = 1 << 16 };
 
 typedef struct {
-  const char *model, *text_encoder, *prompt, *ids, *max_length, *output;
+  const char *model, *text_encoder, *tokenizer, *prompt, *ids, *max_length, *output;
 } encode_arguments;
 
 typedef struct {
@@ -59,12 +60,19 @@ static osp_status read_ids_file(const char *path, token_ids *t) {
   return status;
 }
 
-/* The prompt's token ids: from --ids, or from -p through the model's tokenizer. */
-static osp_status prompt_ids(const encode_arguments *a, token_ids *t) {
+/* The prompt's token ids: from --ids, or from -p through the model's tokenizer as WanPipeline
+ * runs it (the prompt cleaned, truncated to the context's rows). */
+static osp_status prompt_ids(const encode_arguments *a, int64_t rows, token_ids *t) {
   if (a->ids) return read_ids_file(a->ids, t);
-  return osp_fail(OSP_ERR_UNSUPPORTED,
-                  "-p needs the umT5 tokenizer, which this build does not have yet: give the ids "
-                  "with --ids FILE (one per line, EOS included)");
+  char path[PATH_BYTES];
+  snprintf(path, sizeof path, "%s", a->tokenizer ? a->tokenizer : a->model);
+  osp_tokenizer *tokenizer;
+  OSP_TRY(osp_tokenizer_load(path, &tokenizer));
+  int count = 0;
+  const osp_status status = osp_tokenizer_encode_prompt(tokenizer, a->prompt, (int)rows, &t->ids, &count);
+  t->count = t->capacity = count;
+  osp_tokenizer_free(tokenizer);
+  return status;
 }
 
 static void text_encoder_path(const encode_arguments *a, char path[PATH_BYTES]) {
@@ -113,7 +121,9 @@ int cmd_encode_text(int argc, char **argv) {
       {"--text-encoder", NULL, "PATH", "the umT5 weights instead: a folder (config.json, model.safetensors) or a "
                                        "safetensors file with config.json beside it (transformers or Wan2.1 names)",
        &a.text_encoder, NULL},
-      {"--prompt", "-p", "TEXT", "the prompt (needs the tokenizer: not in this build yet)", &a.prompt, NULL},
+      {"--tokenizer", NULL, "PATH", "the tokenizer instead of DIR/tokenizer/: a tokenizer.json or its folder",
+       &a.tokenizer, NULL},
+      {"--prompt", "-p", "TEXT", "the prompt: cleaned and tokenized as WanPipeline does", &a.prompt, NULL},
       {"--ids", NULL, "FILE", "the prompt's token ids instead, one per line as `osp tokenize` prints them "
                               "(EOS included)", &a.ids, NULL},
       {"--max-length", NULL, "N", "rows of the context (default 512, as Wan2.1 pads)", &a.max_length, NULL},
@@ -124,7 +134,9 @@ int cmd_encode_text(int argc, char **argv) {
       .name = "encode-text",
       .usage = "osp encode-text --model DIR (-p TEXT | --ids FILE) -o O.safetensors",
       .summary = "Encodes a prompt with the umT5 text encoder and writes the DiT's context.",
-      .details = "The encoder runs on the prompt's tokens only (f32 on the CPU; bf16 weights stay bf16\n"
+      .details = "The prompt is cleaned as diffusers' WanPipeline cleans it (html.unescape twice, whitespace\n"
+                 "collapsed), tokenized with the model's tokenizer (EOS appended, truncated to --max-length).\n"
+                 "The encoder runs on the prompt's tokens only (f32 on the CPU; bf16 weights stay bf16\n"
                  "in memory); rows past the prompt are zero, as Wan2.1 and diffusers pad the context.\n"
                  "The output is written to a temporary file and renamed.",
       .options = options,
@@ -132,13 +144,14 @@ int cmd_encode_text(int argc, char **argv) {
   int rc = cli_parse(&command, argc, argv);
   if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
   if (!a.model && !a.text_encoder) return cli_usage_error(&command, "give --model DIR or --text-encoder PATH");
+  if (a.prompt && !a.model && !a.tokenizer) return cli_usage_error(&command, "-p needs --model DIR or --tokenizer PATH");
   if (!a.prompt == !a.ids) return cli_usage_error(&command, "give exactly one of -p TEXT and --ids FILE");
   if (!a.output) return cli_usage_error(&command, "missing -o O.safetensors");
   long long rows = 512;
   if (a.max_length && (rc = cli_parse_count(&command, "--max-length", a.max_length, &rows))) return rc;
   if (rows < 1 || rows > MAX_ROWS) return cli_usage_error(&command, "--max-length: expected 1 to %d", MAX_ROWS);
   token_ids t = {0};
-  osp_status status = prompt_ids(&a, &t);
+  osp_status status = prompt_ids(&a, rows, &t);
   if (status == OSP_OK) status = encode(&a, rows, &t);
   free(t.ids);
   return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);

@@ -1,28 +1,41 @@
 /* The text side of text to video (t2v_text.h). */
 #include "pipeline/t2v_text.h"
 
+#include <stdlib.h>
+
 #include "core/status.h"
+
+static osp_status load_umt5(const osp_model_dir *files, int64_t dim, osp_t2v_text *out) {
+  OSP_TRY(osp_tokenizer_load(files->tokenizer, &out->tokenizer));
+  OSP_TRY(osp_umt5_load(files->text_encoder, &out->umt5));
+  if (out->umt5.config.d_model != dim)
+    return osp_fail(OSP_ERR_SHAPE, "%s: the text encoder gives %d columns (d_model), the DiT takes %lld (text_dim)",
+                    files->text_encoder, out->umt5.config.d_model, (long long)dim);
+  if (osp_tokenizer_vocab_size(out->tokenizer) > out->umt5.config.vocab_size)
+    return osp_fail(OSP_ERR_SHAPE, "%s: %d pieces, more than the text encoder's vocabulary of %d", files->tokenizer,
+                    osp_tokenizer_vocab_size(out->tokenizer), out->umt5.config.vocab_size);
+  return OSP_OK;
+}
 
 osp_status osp_t2v_text_load(const osp_model_dir *files, int64_t dim, osp_t2v_text *out) {
   *out = (osp_t2v_text){.kind = files->text, .rows = files->text_rows, .dim = dim};
-  switch (files->text) {
-    case OSP_TEXT_WORDS:
-      return osp_word_encoder_load(files->vocab, dim, files->text_rows, files->text_seed, &out->words);
-    case OSP_TEXT_UMT5:
-      break;
-  }
-  return osp_fail(OSP_ERR_UNSUPPORTED, "%s: umT5 text encoders: not in this build yet", files->dir);
+  if (files->text == OSP_TEXT_UMT5) return load_umt5(files, dim, out);
+  return osp_word_encoder_load(files->vocab, dim, files->text_rows, files->text_seed, &out->words);
 }
 
 osp_status osp_t2v_text_encode(const osp_t2v_text *text, const char *prompt, osp_tensor *context) {
-  return osp_word_encoder_encode(&text->words, prompt, context, NULL);
-}
-
-size_t osp_t2v_text_bytes(const osp_t2v_text *text) {
-  return (size_t)(text->words.count + 1 + text->rows) * (size_t)text->dim * sizeof(float);
+  if (text->kind == OSP_TEXT_WORDS) return osp_word_encoder_encode(&text->words, prompt, context, NULL);
+  int32_t *ids;
+  int count;
+  OSP_TRY(osp_tokenizer_encode_prompt(text->tokenizer, prompt, (int)text->rows, &ids, &count));
+  const osp_status status = osp_umt5_encode(&text->umt5, ids, count, context);
+  free(ids);
+  return status;
 }
 
 void osp_t2v_text_free(osp_t2v_text *text) {
-  osp_word_encoder_free(&text->words);
+  if (text->kind == OSP_TEXT_WORDS) osp_word_encoder_free(&text->words);
+  if (text->tokenizer) osp_tokenizer_free(text->tokenizer);
+  if (text->kind == OSP_TEXT_UMT5 && text->umt5.layers) osp_umt5_free(&text->umt5);
   *text = (osp_t2v_text){0};
 }

@@ -102,6 +102,7 @@ def build_pipeline(folder, z_dim=16):
         randomize(module, 100 + i)
     pipe = WanPipeline(tokenizer=tokenizer, text_encoder=encoder, transformer=transformer, vae=vae, scheduler=scheduler)
     pipe.save_pretrained(f"{folder}/model")
+    pipe.set_progress_bar_config(disable=True)
     return pipe, f"{folder}/model"
 
 
@@ -158,9 +159,27 @@ def compare(osp, pipe, model_dir, work, name, prompt, frames, guidance):
           f"{name}: {frames} frames of {width}x{height}, worst pixel difference {worst} levels (at most 1)")
 
 
+def compare_context(osp, pipe, model_dir, work, prompt):
+    """osp encode-text -p against the pipeline's own prompt encoding (cleaning, tokenizer, umT5, padding)."""
+    out = f"{work}/context.safetensors"
+    result = subprocess.run([osp, "encode-text", "--model", model_dir, "-p", prompt, "-o", out], capture_output=True,
+                            text=True)
+    if result.returncode != 0:
+        check(False, f"encode-text {prompt!r}: {result.stderr.strip()}")
+        return
+    with torch.no_grad():
+        want, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=512)
+    got = load_file(out)["context"]
+    err = (got - want).abs().max().item() / want.abs().max().item()
+    zeros = bool((got[0, len(pipe.tokenizer(prompt).input_ids):] == 0).all())
+    check(got.shape == want.shape and err <= 1e-5 and zeros,
+          f"encode-text {prompt!r}: context {tuple(got.shape)}, rel err {err:.2e} (tol 1e-5), zero rows past the prompt")
+
+
 def expect_error(osp, model_dir, what, needle):
+    output = os.path.join(os.path.dirname(model_dir), "unused.gif")
     result = run_osp(osp, ["--model", model_dir, "-p", "a red circle", "--steps", "1", "--frames", "1", "--height",
-                           "16", "--width", "16", "-o", "/tmp/unused.png"])
+                           "16", "--width", "16", "-o", output])
     ok = result.returncode != 0 and needle in result.stderr
     check(ok, f"bad model: {what}: exit {result.returncode}, {result.stderr.strip()}")
 
@@ -189,9 +208,12 @@ def bad_models(osp, model_dir, work):
 
 def main():
     osp, work = sys.argv[1], sys.argv[2]
-    os.makedirs(work, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)  # save_pretrained leaves an earlier run's shards
+    os.makedirs(work)
     torch.manual_seed(0)
     pipe, model_dir = build_pipeline(work)
+    for prompt in ("a red circle moving right on a blue background", "  &amp; the   cat\t&lt;running&gt;  ", ""):
+        compare_context(osp, pipe, model_dir, work, prompt)
     compare(osp, pipe, model_dir, work, "guided.5frames", "a red circle moving right on a blue background", 5, 5.0)
     compare(osp, pipe, model_dir, work, "unguided.1frame", "small cat running in the rain", 1, 1.0)
     shard(model_dir)

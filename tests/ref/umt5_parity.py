@@ -276,7 +276,7 @@ def bad_input_cases(r, folder, config_kwargs):
     proc = subprocess.run([r.binary, "encode-text", "--model", folder, "-p", "a cat", "-o",
                            os.path.join(r.workdir, "p.safetensors")], capture_output=True, text=True)
     last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else ""
-    r.report(proc.returncode != 0 and "--ids" in last, "-p without a tokenizer", last)
+    r.report(proc.returncode != 0 and "tokenizer.json" in last, "-p with a model folder that has no tokenizer", last)
 
 
 def main():
