@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "cli_ranks.h"
 #include "commands.h"
+#include "generate_plan.h"
 #include "core/safetensors.h"
 #include "core/status.h"
 #include "pipeline/t2v.h"
@@ -21,8 +22,8 @@
 
 typedef struct {
   const char *prompt, *negative, *output, *format, *model, *device, *seed, *steps, *guidance, *shift, *sampler,
-      *frames, *height, *width, *fps, *schedule, *sp, *noise, *latents_out;
-  int quiet, cfg_parallel;
+      *frames, *height, *width, *fps, *schedule, *sp, *noise, *latents_out, *preset;
+  int quiet, cfg_parallel, dry_run;
 } generate_arguments;
 
 /* The built-in model: beside the binary (<bin>/../models/shapes, as a build folder sits in the
@@ -195,6 +196,23 @@ static int run(const cli_command *command, const generate_arguments *a) {
   return rc;
 }
 
+/* --dry-run: the memory plan, from the folder's configs or a preset's, at the sizes asked for. */
+static int dry_run(const cli_command *command, const generate_arguments *a) {
+  osp_device device;
+  osp_t2v_settings settings = {.frames = 81, .height = 480, .width = 832, .guidance = 5.0};
+  osp_model_dir files;
+  osp_status status = cli_parse_device(a->device, OSP_CPU, &device);
+  if (status == OSP_OK && a->model) status = osp_model_dir_read(a->model, &files);
+  if (status == OSP_OK && a->model) settings = files.defaults;
+  if (status == OSP_OK && !a->model && strstr(a->preset, "14b")) settings.height = 720, settings.width = 1280;
+  if (status != OSP_OK) return cli_failure(status);
+  uint64_t seed;
+  const int rc = read_settings(command, a, &settings, &seed);
+  if (rc) return rc;
+  status = generate_plan_print(a->model, a->preset, device, &settings);
+  return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+}
+
 int cmd_generate(int argc, char **argv) {
   generate_arguments a = {.negative = "", .output = "osp-video.mp4"};
   cli_option options[] = {
@@ -229,6 +247,11 @@ int cmd_generate(int argc, char **argv) {
        &a.noise, NULL},
       {"--latents-out", NULL, "FILE", "also write the final latents (tensor 'latents', before decoding) to FILE",
        &a.latents_out, NULL},
+      {"--dry-run", NULL, NULL, "print the memory plan (weights and working memory of each component, the peaks) "
+                                "of a generation with --model DIR or --preset NAME, and stop", NULL, &a.dry_run},
+      {"--preset", NULL, "NAME", "with --dry-run and no --model: wan2.1-t2v-1.3b, wan2.1-t2v-14b, osp-next-1.3b or "
+                                 "osp-next-14b (with umT5-XXL and Wan2.1's VAE; 14B at 1280 x 720 by default)",
+       &a.preset, NULL},
       {"--quiet", "-q", NULL, "no progress line", NULL, &a.quiet},
       {0},
   };
@@ -245,6 +268,9 @@ int cmd_generate(int argc, char **argv) {
   };
   int rc = cli_parse(&command, argc, argv);
   if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+  if (a.dry_run && !a.model && !a.preset) return cli_usage_error(&command, "--dry-run needs --model DIR or --preset NAME");
+  if (a.dry_run) return dry_run(&command, &a);
+  if (a.preset) return cli_usage_error(&command, "--preset goes with --dry-run (generation needs a model's weights)");
   if (!a.prompt) return cli_usage_error(&command, "missing --prompt TEXT");
   return run(&command, &a);
 }

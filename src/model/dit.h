@@ -95,6 +95,9 @@ osp_status osp_dit_forward(const osp_dit *dit, const osp_tensor *latents, const 
                            const osp_tensor *context, osp_tensor *velocity);
 
 
+/* The bytes a DiT of this config holds in weights of `dtype` (the memory plan; nothing loaded). */
+osp_status osp_dit_weight_bytes(const osp_model_config *config, osp_dtype dtype, size_t *bytes);
+
 /* The bytes of the activation arena one forward of `batch` samples of a latent grid (F, H, W)
  * takes on `device` (the memory plan, without running anything). */
 osp_status osp_dit_activation_bytes(const osp_model_config *config, osp_device device, int64_t batch,

@@ -152,6 +152,16 @@ static osp_status allocate_parameters(osp_dit *dit, const parameter_list *list, 
   return OSP_OK;
 }
 
+osp_status osp_dit_weight_bytes(const osp_model_config *config, osp_dtype dtype, size_t *bytes) {
+  osp_dit dit;
+  parameter_list list;
+  const osp_status status = start_dit(config, OSP_CPU, &dit, &list);
+  if (status == OSP_OK) *bytes = parameter_bytes(&list, dtype);
+  free(list.items);
+  free(dit.blocks);
+  return status;
+}
+
 static const char comfyui_prefix[] = "model.diffusion_model.";
 
 /* Names that exist in only one style tell the styles apart. */

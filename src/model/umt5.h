@@ -37,6 +37,12 @@ typedef struct {
  * message naming the file and the key. */
 osp_status osp_umt5_config_load(const char *path, osp_umt5_config *config);
 
+/* Wan2.1's text encoder, google/umt5-xxl (PAPER.md 2): for model folders without its config. */
+void osp_umt5_config_xxl(osp_umt5_config *config);
+
+/* Parameters of an encoder of this config (umT5-XXL: 5,680,910,336). */
+int64_t osp_umt5_parameter_count(const osp_umt5_config *config);
+
 /* Which tensor names a weights file uses: transformers' UMT5EncoderModel ("shared.weight",
  * "encoder.block.N.layer.0.SelfAttention.q.weight", ...) or the original Wan2.1 T5Encoder
  * ("token_embedding.weight", "blocks.N.attn.q.weight", ...). */

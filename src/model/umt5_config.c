@@ -107,3 +107,14 @@ osp_status osp_umt5_config_load(const char *path, osp_umt5_config *config) {
   json_decref(root);
   return status;
 }
+
+void osp_umt5_config_xxl(osp_umt5_config *config) {
+  *config = (osp_umt5_config){.d_model = 4096, .d_kv = 64, .d_ff = 10240, .num_layers = 24, .num_heads = 64,
+                              .num_buckets = 32, .max_distance = 128, .vocab_size = 256384, .eps = 1e-6f};
+}
+
+int64_t osp_umt5_parameter_count(const osp_umt5_config *c) {
+  const int64_t d = c->d_model, inner = (int64_t)c->num_heads * c->d_kv, ff = c->d_ff;
+  const int64_t layer = 4 * d * inner + (int64_t)c->num_buckets * c->num_heads + 2 * d + 3 * d * ff;
+  return (int64_t)c->vocab_size * d + c->num_layers * layer + d;
+}

@@ -433,6 +433,18 @@ osp_status osp_vae_decode(const osp_vae *vae, const osp_tensor *latents, osp_ten
   return run_direction(vae, &vae->decoder, &decoding, &j, progress);
 }
 
+osp_status osp_vae_decode_plan(const osp_vae *vae, const int64_t latent_shape[5], size_t *bytes) {
+  const osp_tensor latents = osp_tensor_make(NULL, OSP_F32, vae->device, 5, latent_shape);
+  int64_t shape[5];
+  OSP_TRY(osp_vae_decoded_shape(vae, &latents, shape));
+  osp_tensor video = osp_tensor_make(NULL, OSP_F32, vae->device, 5, shape);
+  job j = {.in = &latents, .out = &video, .chunks = (int)latent_shape[2]};
+  size_t peak[4];
+  OSP_TRY(measure(vae, &vae->decoder, &decoding, &j, peak));
+  *bytes = peak[0] + peak[1] + peak[2] + peak[3];
+  return OSP_OK;
+}
+
 osp_status osp_vae_encode(const osp_vae *vae, const osp_tensor *video, osp_tensor *latents,
                           osp_vae_progress *progress) {
   int64_t shape[5];

@@ -32,6 +32,10 @@ typedef struct {
  * patch_size, decoder_base_dim) and attention scales (Wan2.1 has attention only in the middle). */
 osp_status osp_vae_config_load(const char *path, osp_vae_config *config);
 
+/* Wan2.1's VAE (PAPER.md 3): base 96, z 16, dim_mult [1, 2, 4, 4], 2 residual blocks, temporal
+ * down-sampling [no, yes, yes], and its latent mean and std. */
+void osp_vae_config_wan21(osp_vae_config *config);
+
 /* ---- The network, as the weight table fills it ---- */
 
 typedef struct {
@@ -82,6 +86,7 @@ typedef struct {
   osp_tensor latents_mean, inv_std;         /* [z]; inv_std = 1/std as the references keep it */
   osp_st_file file;
   osp_arena converted; /* weights not usable in place, the normalisation vectors */
+  int64_t parameter_count;
 } osp_vae;
 
 /* Loads DIR/vae/ or DIR itself (config.json + diffusion_pytorch_model.safetensors), or a
@@ -89,6 +94,13 @@ typedef struct {
  * original Wan2.1 ones (Wan2.1_VAE.pth converted to safetensors). */
 osp_status osp_vae_load(const char *dir_or_file, osp_vae *vae);
 void osp_vae_free(osp_vae *vae);
+
+/* A VAE of `config` with shapes and no weights (every tensor's data NULL): for memory plans. */
+osp_status osp_vae_shapes(const osp_vae_config *config, osp_vae *vae);
+
+/* The bytes a decode of latents of `latent_shape` plans for (feature caches, activations,
+ * scratch; weights not counted), without running it. */
+osp_status osp_vae_decode_plan(const osp_vae *vae, const int64_t latent_shape[5], size_t *bytes);
 
 /* Per latent frame decoded or encoded; `planned_bytes` is what the call's arenas hold at their
  * peak (feature caches, activations, scratch; weights not counted), set before the first frame. */

@@ -128,3 +128,16 @@ osp_status osp_vae_config_load(const char *path, osp_vae_config *config) {
   json_decref(root);
   return status;
 }
+
+void osp_vae_config_wan21(osp_vae_config *c) {
+  static const float mean[16] = {-0.7571f, -0.7089f, -0.9113f, 0.1075f, -0.1745f, 0.9653f, -0.1517f, 1.5508f,
+                                 0.4134f,  -0.0715f, 0.5517f,  -0.3632f, -0.1922f, -0.9497f, 0.2503f, -0.2921f};
+  static const float std[16] = {2.8184f, 1.4541f, 2.3275f, 2.6558f, 1.2196f, 1.7708f, 2.6052f, 2.0743f,
+                                3.2687f, 2.1526f, 2.8652f, 1.5579f, 1.6382f, 1.1253f, 2.8251f, 1.9160f};
+  *c = (osp_vae_config){.base_dim = 96, .z_dim = 16, .levels = 4, .dim_mult = {1, 2, 4, 4}, .num_res_blocks = 2,
+                        .temporal_downsample = {false, true, true}, .in_channels = 3, .out_channels = 3};
+  for (int i = 0; i < 16; i++) {
+    c->latents_mean[i] = mean[i];
+    c->latents_std[i] = std[i];
+  }
+}

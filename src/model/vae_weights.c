@@ -338,6 +338,21 @@ osp_status osp_vae_load(const char *dir_or_file, osp_vae *vae) {
   if (status == OSP_OK) status = build(vae, &list);
   if (status == OSP_OK) status = osp_st_open(weights, &vae->file);
   if (status == OSP_OK) status = load_weights(vae, &list);
+  for (int i = 0; status == OSP_OK && i < list.count; i++) vae->parameter_count += osp_tensor_numel(list.items[i].slot);
+  free(list.items);
+  if (status != OSP_OK) osp_vae_free(vae);
+  return status;
+}
+
+osp_status osp_vae_shapes(const osp_vae_config *config, osp_vae *vae) {
+  *vae = (osp_vae){.config = *config, .device = OSP_CPU};
+  parameter_list list = {0};
+  osp_status status = build(vae, &list);
+  for (int i = 0; status == OSP_OK && i < list.count; i++) {
+    const parameter *p = &list.items[i];
+    *p->slot = osp_tensor_make(NULL, OSP_F32, OSP_CPU, p->use_ndim, p->use_shape);
+    vae->parameter_count += osp_tensor_numel(p->slot);
+  }
   free(list.items);
   if (status != OSP_OK) osp_vae_free(vae);
   return status;

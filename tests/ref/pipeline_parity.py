@@ -17,7 +17,8 @@ Checks: the final latents within 1e-4 relative (max |osp − ref| / max |ref|: f
 encoder, 3 sampler steps of two DiT passes and the sampler's arithmetic), and every pixel of
 every frame within 1 level of 255 of diffusers' (OSP writes 8-bit PNG: round((x + 1)/2 · 255)).
 Cases: with guidance (the conditional and unconditional passes) and without, 1 and 5 frames,
-the DiT's weights in two shards with their index. Then bad model folders, each a clear error
+the DiT's weights in two shards with their index; `osp generate --dry-run` counts the tiny model's
+parameters as PyTorch does and the 14B preset's as PAPER.md gives them. Then bad model folders, each a clear error
 naming what is wrong: a component missing, a shard listed in the index but absent, a VAE whose
 latent channels differ from the DiT's.
 
@@ -26,6 +27,7 @@ Prints one line per check and "pipeline: N passed, M failed" last; exits 1 on a 
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -176,6 +178,24 @@ def compare_context(osp, pipe, model_dir, work, prompt):
           f"encode-text {prompt!r}: context {tuple(got.shape)}, rel err {err:.2e} (tol 1e-5), zero rows past the prompt")
 
 
+def dry_run(osp, pipe, model_dir):
+    """--dry-run's parameter counts against the modules' own, and the Wan2.1 presets against PAPER.md."""
+    def counts(args):
+        out = subprocess.run([osp, "generate", "--dry-run", *args], capture_output=True, text=True).stdout
+        rows = re.findall(r"^\s+(text encoder|DiT|VAE)\s+\S+\s+([\d.]+) ([KMB])", out, re.M)
+        return {k.split()[0]: float(n) * {"K": 1e3, "M": 1e6, "B": 1e9}[u] for k, n, u in rows}, out
+    got, out = counts(["--model", model_dir])
+    want = {"text": sum(p.numel() for p in pipe.text_encoder.parameters()),
+            "DiT": sum(p.numel() for p in pipe.transformer.parameters()),
+            "VAE": sum(p.numel() for p in pipe.vae.parameters())}
+    ok = got.keys() == want.keys() and all(abs(got[k] - want[k]) <= 0.0005 * want[k] + 50 for k in want)
+    check(ok, f"dry run of the tiny model: parameters {got} against the modules' {want}")
+    got, out = counts(["--preset", "wan2.1-t2v-14b", "--device", "cuda"])
+    ok = abs(got.get("text", 0) - 5.68e9) < 0.01e9 and abs(got.get("VAE", 0) - 126.9e6) < 0.1e6 and \
+        abs(got.get("DiT", 0) - 14.29e9) < 0.01e9 and "peak on the GPU" in out
+    check(ok, f"dry run of wan2.1-t2v-14b: parameters {got} (PAPER.md: umT5-XXL 5.68 B, VAE 126.9 M, DiT 14.29 B)")
+
+
 def expect_error(osp, model_dir, what, needle):
     output = os.path.join(os.path.dirname(model_dir), "unused.gif")
     result = run_osp(osp, ["--model", model_dir, "-p", "a red circle", "--steps", "1", "--frames", "1", "--height",
@@ -216,6 +236,7 @@ def main():
         compare_context(osp, pipe, model_dir, work, prompt)
     compare(osp, pipe, model_dir, work, "guided.5frames", "a red circle moving right on a blue background", 5, 5.0)
     compare(osp, pipe, model_dir, work, "unguided.1frame", "small cat running in the rain", 1, 1.0)
+    dry_run(osp, pipe, model_dir)
     shard(model_dir)
     compare(osp, pipe, model_dir, work, "sharded.guided.5frames", "the camera moving slowly over the ocean waves", 5, 4.0)
     bad_models(osp, model_dir, work)
