@@ -12,6 +12,7 @@ static const struct {
   const char *summary;
 } commands[] = {
     {"generate", cmd_generate, "generate a video from a prompt (the built-in shapes model by default)"},
+    {"convert", cmd_convert, "convert a PyTorch checkpoint (.pth) into safetensors (Wan2.1's T5 and VAE files)"},
     {"info", cmd_info, "list the tensors of a safetensors file and the model it holds"},
     {"dit", cmd_dit, "run one forward pass of the Wan2.1 / OSP-Next DiT (and its backward)"},
     {"train", cmd_train, "train or fine-tune the DiT with flow matching (train.json)"},
