@@ -48,12 +48,19 @@ static osp_status file_bytes(const char *path, size_t *bytes) {
 static osp_status read_folder(const char *dir, plan_model *m) {
   osp_model_dir files;
   OSP_TRY(osp_model_dir_read(dir, &files));
-  if (files.layout != OSP_LAYOUT_DIFFUSERS)
-    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: --dry-run plans Wan2.1 models (diffusers' layout); this is %s", dir,
+  if (files.layout == OSP_LAYOUT_MANIFEST)
+    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: --dry-run plans Wan2.1 models; this is %s", dir,
                     osp_model_layout_name(files.layout));
+  OSP_TRY(osp_config_load(files.dit_config, &m->dit));
+  if (files.layout == OSP_LAYOUT_ORIGINAL) { /* the release's built-in configs, its converted files */
+    osp_umt5_config_xxl(&m->text);
+    osp_vae_config_wan21(&m->vae);
+    OSP_TRY(file_bytes(files.text_encoder, &m->text_weights));
+    m->label = dir;
+    return OSP_OK;
+  }
   char path[OSP_PATH_BYTES + 32];
   const char *const stems[] = {"model", NULL};
-  OSP_TRY(osp_config_load(files.dit_config, &m->dit));
   snprintf(path, sizeof path, "%s/config.json", files.text_encoder);
   OSP_TRY(osp_umt5_config_load(path, &m->text));
   OSP_TRY(osp_st_locate(files.text_encoder, stems, path, sizeof path));

@@ -75,6 +75,10 @@ typedef struct {
  * file mixing both name styles, is an error naming the file and the tensor. */
 osp_status osp_umt5_load(const char *dir_or_file, osp_umt5 *m);
 
+/* The same from a weights file (or shard index) and a config given here: the original Wan2.1
+ * release ships its T5 without a config.json (osp_umt5_config_xxl is its config). */
+osp_status osp_umt5_load_file(const osp_umt5_config *config, const char *weights, osp_umt5 *m);
+
 /* The memory one encode of `count` tokens plans for its activations, in bytes. */
 size_t osp_umt5_activation_bytes(const osp_umt5_config *config, int64_t count);
 

@@ -248,6 +248,14 @@ osp_status osp_umt5_load(const char *dir_or_file, osp_umt5 *m) {
   return status;
 }
 
+osp_status osp_umt5_load_file(const osp_umt5_config *config, const char *weights, osp_umt5 *m) {
+  *m = (osp_umt5){.config = *config};
+  osp_status status = osp_st_open(weights, &m->file);
+  if (status == OSP_OK) status = load_parameters(m);
+  if (status != OSP_OK) osp_umt5_free(m);
+  return status;
+}
+
 void osp_umt5_free(osp_umt5 *m) {
   free(m->layers);
   if (m->file.entries || m->file.map) osp_st_close(&m->file);

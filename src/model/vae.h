@@ -95,6 +95,10 @@ typedef struct {
 osp_status osp_vae_load(const char *dir_or_file, osp_vae *vae);
 void osp_vae_free(osp_vae *vae);
 
+/* The same from a weights file and a config given here: the original Wan2.1 release ships its VAE
+ * without a config.json (osp_vae_config_wan21 is its config). */
+osp_status osp_vae_load_file(const osp_vae_config *config, const char *weights, osp_vae *vae);
+
 /* A VAE of `config` with shapes and no weights (every tensor's data NULL): for memory plans. */
 osp_status osp_vae_shapes(const osp_vae_config *config, osp_vae *vae);
 

@@ -329,17 +329,30 @@ static osp_status load_weights(osp_vae *vae, const parameter_list *list) {
   return status;
 }
 
-osp_status osp_vae_load(const char *dir_or_file, osp_vae *vae) {
-  *vae = (osp_vae){.device = OSP_CPU};
-  char config[4200], weights[4200];
+/* The network of vae->config, its weights from the file at `weights`. */
+static osp_status load_network(const char *weights, osp_vae *vae) {
   parameter_list list = {0};
-  osp_status status = locate(dir_or_file, config, weights, sizeof config);
-  if (status == OSP_OK) status = osp_vae_config_load(config, &vae->config);
-  if (status == OSP_OK) status = build(vae, &list);
+  osp_status status = build(vae, &list);
   if (status == OSP_OK) status = osp_st_open(weights, &vae->file);
   if (status == OSP_OK) status = load_weights(vae, &list);
   for (int i = 0; status == OSP_OK && i < list.count; i++) vae->parameter_count += osp_tensor_numel(list.items[i].slot);
   free(list.items);
+  return status;
+}
+
+osp_status osp_vae_load(const char *dir_or_file, osp_vae *vae) {
+  *vae = (osp_vae){.device = OSP_CPU};
+  char config[4200], weights[4200];
+  osp_status status = locate(dir_or_file, config, weights, sizeof config);
+  if (status == OSP_OK) status = osp_vae_config_load(config, &vae->config);
+  if (status == OSP_OK) status = load_network(weights, vae);
+  if (status != OSP_OK) osp_vae_free(vae);
+  return status;
+}
+
+osp_status osp_vae_load_file(const osp_vae_config *config, const char *weights, osp_vae *vae) {
+  *vae = (osp_vae){.config = *config, .device = OSP_CPU};
+  const osp_status status = load_network(weights, vae);
   if (status != OSP_OK) osp_vae_free(vae);
   return status;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/config.h"
 #include "core/safetensors.h"
 #include "core/status.h"
 
@@ -17,7 +18,9 @@ static const osp_t2v_settings wan_pipeline_defaults = {
 enum { WAN_TEXT_ROWS = 512 }; /* the tokenizer's padded length, the DiT's context rows */
 
 const char *osp_model_layout_name(osp_model_layout layout) {
-  return layout == OSP_LAYOUT_DIFFUSERS ? "diffusers (model_index.json)" : "OSP manifest (model.json)";
+  if (layout == OSP_LAYOUT_DIFFUSERS) return "diffusers (model_index.json)";
+  if (layout == OSP_LAYOUT_ORIGINAL) return "the original Wan2.1 release (config.json, .pth files)";
+  return "OSP manifest (model.json)";
 }
 
 /* "<dir>/<name>" */
@@ -220,6 +223,57 @@ static osp_status read_diffusers(const char *path, osp_model_dir *out) {
   return status;
 }
 
+/* ---- the original Wan2.1 release ------------------------------------------------------------ */
+
+/* What Wan2.1's generate.py samples a T2V model with: UniPC, 50 steps, shift 5, guidance 5, 81
+ * frames at 16 fps; 1280 × 720 for the 14B model, 832 × 480 for the 1.3B one. */
+static const osp_t2v_settings wan_release_defaults = {
+    .sampler = OSP_SAMPLER_UNIPC, .steps = 50, .shift = 5.0, .guidance = 5.0,
+    .frames = 81, .height = 480, .width = 832, .fps = 16};
+
+static bool is_original_config(const char *path) {
+  json_t *root = NULL;
+  if (!is_file(path) || load_json(path, &root) != OSP_OK) return false;
+  const char *name = json_string_value(json_object_get(root, "_class_name"));
+  const bool original = name && !strcmp(name, "WanModel");
+  json_decref(root);
+  return original;
+}
+
+/* "<dir>/<stem>.safetensors", or an error that says how to make it from "<stem>.pth". */
+static osp_status converted_file(const char *dir, const char *stem, char *out) {
+  char name[256], pth[OSP_PATH_BYTES];
+  snprintf(name, sizeof name, "%s.safetensors", stem);
+  OSP_TRY(in_folder(dir, name, out));
+  if (is_file(out)) return OSP_OK;
+  snprintf(name, sizeof name, "%s.pth", stem);
+  OSP_TRY(in_folder(dir, name, pth));
+  if (is_file(pth))
+    return osp_fail(OSP_ERR_MISSING, "%s: missing: convert the release's PyTorch file first: osp convert %s -o %s", out,
+                    pth, out);
+  return osp_fail(OSP_ERR_MISSING, "%s: missing (and no %s to convert)", out, pth);
+}
+
+static osp_status read_original(const char *config, osp_model_dir *out) {
+  const char *const stems[] = {"diffusion_pytorch_model", NULL};
+  out->layout = OSP_LAYOUT_ORIGINAL;
+  out->text = OSP_TEXT_UMT5;
+  out->space = OSP_SPACE_WAN_VAE;
+  out->text_rows = WAN_TEXT_ROWS;
+  out->defaults = wan_release_defaults;
+  snprintf(out->dit_config, sizeof out->dit_config, "%s", config);
+  osp_model_config c;
+  OSP_TRY(osp_config_load(config, &c));
+  if (c.dim >= 5120) out->defaults.height = 720, out->defaults.width = 1280;
+  OSP_TRY(osp_st_locate(out->dir, stems, out->dit_weights, sizeof out->dit_weights));
+  OSP_TRY(converted_file(out->dir, "models_t5_umt5-xxl-enc-bf16", out->text_encoder));
+  OSP_TRY(converted_file(out->dir, "Wan2.1_VAE", out->vae));
+  OSP_TRY(in_folder(out->dir, "google/umt5-xxl", out->tokenizer));
+  char file[OSP_PATH_BYTES];
+  OSP_TRY(in_folder(out->tokenizer, "tokenizer.json", file));
+  return require_file(file, "the tokenizer (google/umt5-xxl/tokenizer.json)");
+}
+
 osp_status osp_model_dir_read(const char *dir, osp_model_dir *out) {
   *out = (osp_model_dir){0};
   char path[OSP_PATH_BYTES];
@@ -230,6 +284,8 @@ osp_status osp_model_dir_read(const char *dir, osp_model_dir *out) {
   if (is_file(path)) return read_diffusers(path, out);
   OSP_TRY(in_folder(dir, "model.json", path));
   if (is_file(path)) return read_manifest(path, out);
-  return osp_fail(OSP_ERR_MISSING, "%s: not a model folder: neither model_index.json (diffusers' layout) nor "
-                  "model.json (OSP's manifest)", dir);
+  OSP_TRY(in_folder(dir, "config.json", path));
+  if (is_original_config(path)) return read_original(path, out);
+  return osp_fail(OSP_ERR_MISSING, "%s: not a model folder: no model_index.json (diffusers' layout), model.json "
+                  "(OSP's manifest) or config.json of a WanModel (the original Wan2.1 release)", dir);
 }

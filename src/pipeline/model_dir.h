@@ -7,6 +7,11 @@
  *              scheduler/ (UniPCMultistepScheduler or FlowMatchEulerDiscreteScheduler); weights as
  *              one safetensors file or shards with their index JSON. The layout of the
  *              Wan-AI/Wan2.1-T2V-*-Diffusers repositories.
+ *   original   the Wan-AI/Wan2.1-T2V-* release: config.json ("WanModel", model_type t2v) and the
+ *              DiT's diffusion_pytorch_model*.safetensors, the T5 and the VAE as PyTorch files
+ *              (models_t5_umt5-xxl-enc-bf16.pth, Wan2.1_VAE.pth) that `osp convert` turns into
+ *              .safetensors beside them, and the tokenizer in google/umt5-xxl/. Their configs
+ *              are umT5-XXL's and Wan2.1's VAE's, built in.
  *
  * Every file is checked to exist before the first is read: a missing component, config or
  * weights file is an error naming it. */
@@ -20,7 +25,7 @@
 
 enum { OSP_PATH_BYTES = 4352 };
 
-typedef enum { OSP_LAYOUT_MANIFEST, OSP_LAYOUT_DIFFUSERS } osp_model_layout;
+typedef enum { OSP_LAYOUT_MANIFEST, OSP_LAYOUT_DIFFUSERS, OSP_LAYOUT_ORIGINAL } osp_model_layout;
 typedef enum { OSP_TEXT_WORDS, OSP_TEXT_UMT5 } osp_text_kind;
 typedef enum { OSP_SPACE_PIXELS, OSP_SPACE_WAN_VAE } osp_space_kind;
 
@@ -42,10 +47,10 @@ typedef struct {
   char vocab[OSP_PATH_BYTES];      /* words: the vocabulary file */
   int64_t text_rows;               /* words: the context's rows; umT5: the tokenizer's length (512) */
   uint64_t text_seed;              /* words: the tables' seed */
-  char text_encoder[OSP_PATH_BYTES]; /* umT5: the text_encoder folder */
+  char text_encoder[OSP_PATH_BYTES]; /* umT5: the text_encoder folder (original layout: the weights file) */
   char tokenizer[OSP_PATH_BYTES];    /* umT5: the tokenizer folder */
   osp_space_kind space;
-  char vae[OSP_PATH_BYTES];          /* the vae folder */
+  char vae[OSP_PATH_BYTES];          /* the vae folder (original layout: the weights file) */
   osp_t2v_settings defaults;
 } osp_model_dir;
 

@@ -7,7 +7,13 @@
 
 static osp_status load_umt5(const osp_model_dir *files, int64_t dim, osp_t2v_text *out) {
   OSP_TRY(osp_tokenizer_load(files->tokenizer, &out->tokenizer));
-  OSP_TRY(osp_umt5_load(files->text_encoder, &out->umt5));
+  if (files->layout == OSP_LAYOUT_ORIGINAL) {
+    osp_umt5_config xxl;
+    osp_umt5_config_xxl(&xxl);
+    OSP_TRY(osp_umt5_load_file(&xxl, files->text_encoder, &out->umt5));
+  } else {
+    OSP_TRY(osp_umt5_load(files->text_encoder, &out->umt5));
+  }
   if (out->umt5.config.d_model != dim)
     return osp_fail(OSP_ERR_SHAPE, "%s: the text encoder gives %d columns (d_model), the DiT takes %lld (text_dim)",
                     files->text_encoder, out->umt5.config.d_model, (long long)dim);

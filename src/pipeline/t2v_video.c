@@ -11,7 +11,10 @@ enum { MAX_SIDE = 8192, MAX_FRAMES = 4096 };
 osp_status osp_t2v_video_load(const osp_model_dir *files, int64_t channels, osp_t2v_video *out) {
   *out = (osp_t2v_video){.kind = files->space, .channels = 3};
   if (files->space == OSP_SPACE_WAN_VAE) {
-    OSP_TRY(osp_vae_load(files->vae, &out->vae));
+    osp_vae_config wan21;
+    osp_vae_config_wan21(&wan21);
+    OSP_TRY(files->layout == OSP_LAYOUT_ORIGINAL ? osp_vae_load_file(&wan21, files->vae, &out->vae)
+                                                 : osp_vae_load(files->vae, &out->vae));
     out->channels = out->vae.config.z_dim;
   }
   if (channels != out->channels)

@@ -226,6 +226,32 @@ def bad_models(osp, model_dir, work):
     expect_error(osp, broken, "a VAE of 4 latent channels under a DiT of 16", "latent channels")
 
 
+def original_release(osp, pipe, model_dir, work):
+    """The original Wan2.1 layout: found by its config.json, its .pth files named for conversion, then
+    loaded with the built-in umT5-XXL config (which the tiny T5 here does not fit: a clear error)."""
+    folder = f"{work}/Wan2.1-T2V-tiny"
+    os.makedirs(f"{folder}/google", exist_ok=True)
+    shutil.copytree(f"{model_dir}/tokenizer", f"{folder}/google/umt5-xxl")
+    config = json.load(open(f"{model_dir}/transformer/config.json"))
+    original = {"_class_name": "WanModel", "model_type": "t2v", "dim": config["num_attention_heads"] *
+                config["attention_head_dim"], "ffn_dim": config["ffn_dim"], "freq_dim": config["freq_dim"],
+                "in_dim": 16, "out_dim": 16, "num_heads": config["num_attention_heads"],
+                "num_layers": config["num_layers"], "text_len": 512, "eps": 1e-6, "text_dim": TEXT_DIM}
+    json.dump(original, open(f"{folder}/config.json", "w"))
+    for name in os.listdir(f"{model_dir}/transformer"):  # the weights (sharded by now) beside config.json
+        if name != "config.json":
+            shutil.copy(f"{model_dir}/transformer/{name}", folder)
+    torch.save(pipe.text_encoder.state_dict(), f"{folder}/models_t5_umt5-xxl-enc-bf16.pth")
+    torch.save(pipe.vae.state_dict(), f"{folder}/Wan2.1_VAE.pth")
+    expect_error(osp, folder, "the release's T5 not yet converted",
+                 "convert the release's PyTorch file first: osp convert")
+    for stem in ("models_t5_umt5-xxl-enc-bf16", "Wan2.1_VAE"):
+        subprocess.run([osp, "convert", f"{folder}/{stem}.pth", "-o", f"{folder}/{stem}.safetensors"], check=True,
+                       capture_output=True)
+    expect_error(osp, folder, "a T5 smaller than umT5-XXL under the release's layout",
+                 "models_t5_umt5-xxl-enc-bf16.safetensors")
+
+
 def main():
     osp, work = sys.argv[1], sys.argv[2]
     shutil.rmtree(work, ignore_errors=True)  # save_pretrained leaves an earlier run's shards
@@ -240,6 +266,7 @@ def main():
     shard(model_dir)
     compare(osp, pipe, model_dir, work, "sharded.guided.5frames", "the camera moving slowly over the ocean waves", 5, 4.0)
     bad_models(osp, model_dir, work)
+    original_release(osp, pipe, model_dir, work)
     print(f"pipeline: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
 
