@@ -84,7 +84,7 @@ suite "bench/torch_sp.py on 2 CPU ranks (tiny; its layouts against one process; 
 suite "build (clang, ASan + UBSan)" build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_SANITIZE=ON -DOSP_CUDA=OFF
 suite "unit tests (ASan + UBSan)" unit_tests build-asan
 suite "build (clang, libFuzzer)" build build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_FUZZ=ON -DOSP_CUDA=OFF
-for target in safetensors config; do
+for target in safetensors config torch_checkpoint; do
   corpus=$(mktemp -d); cp tests/fuzz/$target/* "$corpus"/
   suite "fuzz $target (${fuzz_seconds}s)" build-fuzz/fuzz_$target "$corpus" -max_total_time="$fuzz_seconds" -print_final_stats=1 -artifact_prefix=build-fuzz/
   rm -rf "$corpus"

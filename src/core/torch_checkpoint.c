@@ -498,16 +498,14 @@ static void free_machine(machine *m) {
   free(m->memo);
 }
 
-osp_status osp_torch_checkpoint_open(const char *path, osp_torch_checkpoint *c) {
-  *c = (osp_torch_checkpoint){0};
-  OSP_TRY(osp_zip_open(path, &c->zip));
+/* The tensors of the indexed archive c->zip. */
+static osp_status read_checkpoint(osp_torch_checkpoint *c) {
+  const char *path = c->zip.path;
   const osp_zip_entry *pickle = NULL;
-  char prefix[256];
+  char prefix[256] = "", order_name[300];
   osp_status status = find_pickle(&c->zip, &pickle, prefix, sizeof prefix);
-  const osp_zip_entry *order = status == OSP_OK ? osp_zip_find(&c->zip, "byteorder") : NULL;
-  char order_name[300];
   snprintf(order_name, sizeof order_name, "%sbyteorder", prefix);
-  order = status == OSP_OK ? osp_zip_find(&c->zip, order_name) : order;
+  const osp_zip_entry *order = status == OSP_OK ? osp_zip_find(&c->zip, order_name) : NULL;
   if (order && (order->size != 6 || memcmp(order->data, "little", 6)))
     status = osp_fail(OSP_ERR_UNSUPPORTED, "%s: a big-endian checkpoint", path);
   machine m = {.path = path, .zip = &c->zip, .prefix = prefix};
@@ -519,6 +517,22 @@ osp_status osp_torch_checkpoint_open(const char *path, osp_torch_checkpoint *c) 
     status = osp_fail(OSP_ERR_MEMORY, "%s: out of memory", path);
   if (status == OSP_OK) status = flatten(&m, unwrap(&m, &m.pool[result], c), "", c);
   free_machine(&m);
+  return status;
+}
+
+osp_status osp_torch_checkpoint_open(const char *path, osp_torch_checkpoint *c) {
+  *c = (osp_torch_checkpoint){0};
+  OSP_TRY(osp_zip_open(path, &c->zip));
+  const osp_status status = read_checkpoint(c);
+  if (status != OSP_OK) osp_torch_checkpoint_close(c);
+  return status;
+}
+
+osp_status osp_torch_checkpoint_parse(const char *label, const unsigned char *bytes, size_t size,
+                                      osp_torch_checkpoint *c) {
+  *c = (osp_torch_checkpoint){0};
+  OSP_TRY(osp_zip_parse(label, bytes, size, &c->zip));
+  const osp_status status = read_checkpoint(c);
   if (status != OSP_OK) osp_torch_checkpoint_close(c);
   return status;
 }

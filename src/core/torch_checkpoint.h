@@ -28,6 +28,9 @@ typedef struct {
 /* Opens a checkpoint and rebuilds its tensors (views into the archive where they are contiguous;
  * strided views copied). Errors name the file and what was wrong. */
 osp_status osp_torch_checkpoint_open(const char *path, osp_torch_checkpoint *checkpoint);
+/* The same over bytes in memory (the fuzzer's entry point); they must outlive the checkpoint. */
+osp_status osp_torch_checkpoint_parse(const char *label, const unsigned char *bytes, size_t size,
+                                      osp_torch_checkpoint *checkpoint);
 void osp_torch_checkpoint_close(osp_torch_checkpoint *checkpoint);
 
 #endif

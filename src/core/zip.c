@@ -112,18 +112,17 @@ static osp_status map_file(osp_zip *z) {
     z->map_size = (size_t)info.st_size;
     void *map = mmap(NULL, z->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) status = osp_fail(OSP_ERR_IO, "%s: cannot map: %s", z->path, strerror(errno));
-    else z->map = map;
+    else z->map = map, z->mapped = 1;
   }
   close(fd);
   return status;
 }
 
-osp_status osp_zip_open(const char *path, osp_zip *zip) {
-  *zip = (osp_zip){0};
-  if (!(zip->path = strdup(path))) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+/* The central directory of zip->map into zip->entries. */
+static osp_status index_archive(osp_zip *zip) {
+  const char *path = zip->path;
   uint64_t offset = 0, count = 0;
-  osp_status status = map_file(zip);
-  if (status == OSP_OK) status = find_directory(zip, &offset, &count);
+  osp_status status = find_directory(zip, &offset, &count);
   if (status == OSP_OK && (count > zip->map_size / CENTRAL_HEADER_BYTES || !inside(zip, offset, 0)))
     status = osp_fail(OSP_ERR_FORMAT, "%s: the directory claims %llu entries at offset %llu (truncated?)", path,
                       (unsigned long long)count, (unsigned long long)offset);
@@ -133,6 +132,22 @@ osp_status osp_zip_open(const char *path, osp_zip *zip) {
     status = read_entry(zip, &offset, &zip->entries[i]);
     zip->count++;
   }
+  return status;
+}
+
+osp_status osp_zip_open(const char *path, osp_zip *zip) {
+  *zip = (osp_zip){0};
+  if (!(zip->path = strdup(path))) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+  osp_status status = map_file(zip);
+  if (status == OSP_OK) status = index_archive(zip);
+  if (status != OSP_OK) osp_zip_close(zip);
+  return status;
+}
+
+osp_status osp_zip_parse(const char *label, const unsigned char *bytes, size_t size, osp_zip *zip) {
+  *zip = (osp_zip){.map = (unsigned char *)bytes, .map_size = size}; /* read, never written through */
+  if (!(zip->path = strdup(label))) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+  const osp_status status = index_archive(zip);
   if (status != OSP_OK) osp_zip_close(zip);
   return status;
 }
@@ -146,7 +161,7 @@ const osp_zip_entry *osp_zip_find(const osp_zip *zip, const char *name) {
 void osp_zip_close(osp_zip *zip) {
   for (int i = 0; i < zip->count; i++) free(zip->entries[i].name);
   free(zip->entries);
-  if (zip->map) munmap(zip->map, zip->map_size);
+  if (zip->mapped) munmap(zip->map, zip->map_size);
   free(zip->path);
   *zip = (osp_zip){0};
 }
