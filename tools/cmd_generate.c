@@ -166,8 +166,8 @@ static int generate(const cli_command *command, const generate_arguments *a, con
   osp_t2v_result result = {0};
   const osp_t2v_timing *timing = &result.timing;
   if (!rc && status == OSP_OK) status = osp_t2v_generate(&model, &request, &result);
-  if (!rc && status == OSP_OK && speak) status = osp_video_write(a->output, format, settings.fps, &result.video);
   if (!rc && status == OSP_OK && speak && a->latents_out) status = write_latents(a->latents_out, &result.latents);
+  if (!rc && status == OSP_OK && speak) status = osp_video_write(a->output, format, settings.fps, &result.video);
   char start[160];
   snprintf(start, sizeof start, a->noise ? "noise from %s" : "seed %s", a->noise ? a->noise : (a->seed ? a->seed : "0"));
   if (!rc && status == OSP_OK && speak)
