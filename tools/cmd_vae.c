@@ -2,6 +2,7 @@
  * contract anyone uses to check the VAE against their own stack: keep it stable. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -12,7 +13,8 @@
 #include "model/vae.h"
 
 typedef struct {
-  const char *model, *inputs, *output;
+  const char *model, *inputs, *output, *tile, *tile_stride;
+  long long tile_pixels, stride_pixels; /* 0: not tiled */
 } vae_arguments;
 
 /* One direction of the command: what it reads, what it writes, and the call between. */
@@ -62,7 +64,10 @@ static osp_status run(const vae_command *c, const vae_arguments *a) {
   }
   progress_state state = {c->name, osp_seconds()};
   osp_vae_progress progress = {log_frame, &state, 0};
-  if (status == OSP_OK) status = c->run(&vae, &in, &out, &progress);
+  if (status == OSP_OK && a->tile_pixels)
+    status = osp_vae_decode_tiled(&vae, &in, (int)a->tile_pixels, (int)a->stride_pixels, &out, &progress);
+  else if (status == OSP_OK)
+    status = c->run(&vae, &in, &out, &progress);
   if (status == OSP_OK)
     osp_info("%s: [%lld, %lld, %lld, %lld, %lld] -> [%lld, %lld, %lld, %lld, %lld] in %.3f s, %.1f MiB planned "
              "(caches, activations, scratch; weights apart)", c->name, (long long)in.shape[0], (long long)in.shape[1],
@@ -90,6 +95,10 @@ static int command_main(const vae_command *c, const char *usage, const char *sum
                                "DIR/vae/diffusion_pytorch_model.safetensors) or its vae folder", &a.model, NULL},
       {"--inputs", NULL, "I.safetensors", input_help, &a.inputs, NULL},
       {"--output", "-o", "O.safetensors", output_help, &a.output, NULL},
+      {"--tile", NULL, "PX", "vae-decode: decode spatial tiles of PX pixels (a multiple of 8; diffusers' default "
+                             "256), blended where they overlap as diffusers' tiled decoding does", &a.tile, NULL},
+      {"--tile-stride", NULL, "PX", "vae-decode with --tile: a tile every PX pixels (default 3/4 of the tile)",
+       &a.tile_stride, NULL},
       {0},
   };
   cli_command command = {.name = c->name, .usage = usage, .summary = summary, .details = details, .options = options};
@@ -98,6 +107,14 @@ static int command_main(const vae_command *c, const char *usage, const char *sum
   if (!a.model) return cli_usage_error(&command, "missing --model DIR");
   if (!a.inputs) return cli_usage_error(&command, "missing --inputs I.safetensors");
   if (!a.output) return cli_usage_error(&command, "missing -o O.safetensors");
+  if ((a.tile || a.tile_stride) && strcmp(c->name, "vae-decode"))
+    return cli_usage_error(&command, "--tile goes with vae-decode");
+  if (a.tile_stride && !a.tile) return cli_usage_error(&command, "--tile-stride needs --tile");
+  if (a.tile && (rc = cli_parse_count(&command, "--tile", a.tile, &a.tile_pixels))) return rc;
+  a.stride_pixels = a.tile_pixels / 32 * 24; /* 3/4 of the tile, a multiple of 8 (256 → 192) */
+  if (a.tile_stride && (rc = cli_parse_count(&command, "--tile-stride", a.tile_stride, &a.stride_pixels))) return rc;
+  if (a.tile && (a.tile_pixels < 8 || a.tile_pixels > 1 << 16 || a.stride_pixels < 8))
+    return cli_usage_error(&command, "--tile %s, stride %lld: expected at least 8 pixels each", a.tile, a.stride_pixels);
   osp_status status = run(c, &a);
   return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
 }

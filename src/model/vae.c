@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/status.h"
 #include "model/vae.h"
+#include "model/vae_internal.h"
 #include "ops/conv.h"
 #include "ops/ops.h"
 
@@ -243,6 +244,7 @@ typedef struct {
   const osp_tensor *in;
   osp_tensor *out;
   int chunks;
+  bool unclamped; /* decode: leave the video unclamped (tiles, which are clamped once blended) */
   osp_tensor sequence; /* decode: the post-quant latents; encode: every chunk's encoder output */
 } job;
 
@@ -276,7 +278,7 @@ static osp_status decode_chunk(vae_run *r, job *j, int i) {
   OSP_TRY(chunk_input(r, &j->sequence, i, 1, &x));
   OSP_TRY(run_tower(r, &x, &y));
   if (r->measuring) return OSP_OK;
-  OSP_TRY(osp_clamp(&y, -1.0f, 1.0f, &y));
+  if (!j->unclamped) OSP_TRY(osp_clamp(&y, -1.0f, 1.0f, &y));
   const int64_t first = i == 0 ? 0 : 1 + (int64_t)(i - 1) * r->tower->temporal_factor;
   return osp_copy_region(&y, origin, j->out, (int64_t[]){0, 0, first, 0, 0}, y.shape);
 }
@@ -424,13 +426,23 @@ static osp_status check_io(const osp_vae *vae, const char *in_name, const osp_te
   return osp_check_shape(out_name, out, 5, shape);
 }
 
-osp_status osp_vae_decode(const osp_vae *vae, const osp_tensor *latents, osp_tensor *video,
-                          osp_vae_progress *progress) {
+static osp_status decode(const osp_vae *vae, const osp_tensor *latents, osp_tensor *video, osp_vae_progress *progress,
+                         bool clamp) {
   int64_t shape[5];
   OSP_TRY(osp_vae_decoded_shape(vae, latents, shape));
   OSP_TRY(check_io(vae, "latents", latents, "video", video, shape));
-  job j = {.in = latents, .out = video, .chunks = (int)latents->shape[2]};
+  job j = {.in = latents, .out = video, .chunks = (int)latents->shape[2], .unclamped = !clamp};
   return run_direction(vae, &vae->decoder, &decoding, &j, progress);
+}
+
+osp_status osp_vae_decode(const osp_vae *vae, const osp_tensor *latents, osp_tensor *video,
+                          osp_vae_progress *progress) {
+  return decode(vae, latents, video, progress, true);
+}
+
+osp_status vae_decode_unclamped(const osp_vae *vae, const osp_tensor *latents, osp_tensor *video,
+                                osp_vae_progress *progress) {
+  return decode(vae, latents, video, progress, false);
 }
 
 osp_status osp_vae_decode_plan(const osp_vae *vae, const int64_t latent_shape[5], size_t *bytes) {

@@ -124,6 +124,12 @@ osp_status osp_vae_encoded_shape(const osp_vae *vae, const osp_tensor *video, in
  * the decoder chunk by chunk, clamped. progress may be NULL. */
 osp_status osp_vae_decode(const osp_vae *vae, const osp_tensor *latents, osp_tensor *video,
                           osp_vae_progress *progress);
+/* osp_vae_decode over spatial tiles of `tile` pixels every `stride` (multiples of 8; diffusers'
+ * defaults 256 and 192), blended where they overlap as diffusers' tiled_decode blends them: the
+ * activations of one tile instead of the whole frame. progress hears of tiles, not frames. */
+osp_status osp_vae_decode_tiled(const osp_vae *vae, const osp_tensor *latents, int tile, int stride,
+                                osp_tensor *video, osp_vae_progress *progress);
+
 /* video [B, in, 1 + 4k, H, W] in [−1, 1] → the normalised posterior mean: the encoder chunk by
  * chunk, quant_conv, the first z channels μ, (μ − mean) · inv_std. */
 osp_status osp_vae_encode(const osp_vae *vae, const osp_tensor *video, osp_tensor *latents,
