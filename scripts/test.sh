@@ -66,6 +66,7 @@ suite "umT5 text encoder parity with transformers" "$python" tests/ref/umt5_pari
 suite "Wan-VAE parity with diffusers" "$python" tests/ref/vae_parity.py build/osp build/ref/vae
 suite "text to video on a diffusers-layout model against WanPipeline" "$python" tests/ref/pipeline_parity.py build/osp build/ref/pipeline
 suite "osp convert (PyTorch .pth) against torch.load" "$python" tests/ref/convert_parity.py build/osp build/ref/convert
+suite "HiF8 (osp quant hif8) against the rule restated as a set, and torch for the scaled dtypes" "$python" tests/ref/hif8_parity.py build/osp build/ref/hif8
 suite "DiT gradients against PyTorch autograd" "$python" tests/ref/dit_grad_parity.py build/osp build/ref/grad_parity
 suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse
 suite "bad inputs" "$python" tests/ref/bad_inputs.py build/osp build/ref/bad
