@@ -9,7 +9,7 @@
 #include "commands.h"
 #include "core/safetensors.h"
 #include "core/status.h"
-#include "quant/hif8.h"
+#include "ops/ops.h"
 
 /* A tensor quantized as its dtype says: f32 and bf16 in place of themselves, other floats (f16,
  * f64, f8) through f32 and written as f32; integers and bool copied unchanged. */

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dtype.h"
+
 /* y[M, N] = x[M, K] · w[N, K]ᵀ + bias[N]; bias may be NULL. y must not overlap the inputs. */
 void osp_cpu_linear(const float *x, const float *w, const float *bias, float *y, int64_t M,
                     int64_t N, int64_t K);
@@ -24,6 +26,8 @@ void osp_cpu_rmsnorm(const float *x, const float *weight, float eps, float *y, i
 /* Element-wise over n values; y may be x. */
 void osp_cpu_gelu_tanh(const float *x, float *y, int64_t n);
 void osp_cpu_silu(const float *x, float *y, int64_t n);
+/* HiF8 QDQ of n elements of f32 or bf16 storage (ops.h, osp_hif8_quantize). */
+void osp_cpu_hif8_quantize(const void *x, osp_dtype dtype, void *y, int64_t n, float scale_max);
 
 /* dst[i, :] = src[index[i], :] for rows of C values, or zeros where index[i] < 0; every index is
  * below src's row count. dst must not overlap src. With AVX-512, dst is written around the cache

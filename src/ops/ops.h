@@ -135,6 +135,16 @@ osp_status osp_linear_gelu_tanh(const osp_tensor *x, const osp_tensor *w, const 
 osp_status osp_gated_add_gather(const osp_tensor *x, const osp_tensor *y, const osp_tensor *gate,
                                 const osp_tensor *index, osp_tensor *dst);
 
+/* ---- Quantization --------------------------------------------------------------------------- */
+
+/* HiF8 quantize-dequantize (quant/hif8.h's element rule) of every element of x (f32 or bf16,
+ * contiguous; y like x, may be x):
+ *   scale_max 0: the element rule alone, y = hif8(x);
+ *   scale_max > 0: per-tensor absmax scaling (PAPER.md 7.3): amax = max(max|x|, 1e−8),
+ *   s = scale_max/amax in float32, y = hif8(x·s)/s; for bf16 tensors the reference's sequence
+ *   y = bf16(hif8(bf16(x·s))/s). Forward passes use 15, gradients 224. CPU only for now. */
+osp_status osp_hif8_quantize(const osp_tensor *x, float scale_max, osp_tensor *y);
+
 /* ---- Memory, transfers and randomness on any device -------------------------------------- */
 
 /* An arena of `bytes` on a device (host memory for the CPU); osp_arena_free gives it back. */

@@ -9,7 +9,8 @@
  * NaN stays NaN (the sources do not define it). The largest finite output is 2^15 = 32768, the
  * smallest nonzero 2^−22; there are 126 positive finite outputs.
  *
- * Written once, for the CPU and for CUDA device code (OSP_HIF8_DEVICE marks it __host__
+ * Tensors: osp_hif8_quantize (ops/ops.h), with the per-tensor scaling. Written once, for the
+ * CPU and for CUDA device code (OSP_HIF8_DEVICE marks it __host__
  * __device__ under nvcc): integer operations on the bits and exact float products with powers
  * of two, no pow or log. */
 #ifndef OSP_QUANT_HIF8_H
@@ -18,8 +19,6 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
-
-#include "core/tensor.h"
 
 #ifdef __CUDACC__
 #define OSP_HIF8_DEVICE __host__ __device__
@@ -53,12 +52,5 @@ static inline OSP_HIF8_DEVICE float osp_hif8(float x) {
   /* |x|/q and back are exact (q a power of two); |x|/q < 16, so + ½ is exact too. */
   return sign * floorf(magnitude * osp_hif8_power_of_two(-k) + 0.5f) * osp_hif8_power_of_two(k);
 }
-
-/* y = QDQ of every element of x (f32 or bf16, contiguous, on the CPU; y like x, may be x):
- *   scale_max 0: the element rule alone, y = hif8(x);
- *   scale_max > 0: per-tensor absmax scaling (7.3): amax = max(max|x|, 1e−8), s = scale_max/amax
- *   in float32, y = hif8(x·s)/s; for bf16 tensors the reference's sequence
- *   y = bf16(hif8(bf16(x·s))/s). Forward passes use 15, gradients 224. */
-osp_status osp_hif8_quantize(const osp_tensor *x, float scale_max, osp_tensor *y);
 
 #endif

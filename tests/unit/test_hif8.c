@@ -10,6 +10,7 @@
 #include "core/dtype.h"
 #include "core/rng.h"
 #include "harness.h"
+#include "ops/ops.h"
 #include "quant/hif8.h"
 
 static float from_bits(uint32_t b) {
