@@ -87,6 +87,12 @@ static void show_progress(int step, int steps, double seconds, void *user) {
           step == steps ? "\n" : "");
 }
 
+/* The decoder's line: latent frames decoded. */
+static void show_decode(int done, int total, void *user) {
+  const int *quiet = user;
+  if (!*quiet) fprintf(stderr, "\rdecode: latent frame %d/%d   %s", done, total, done == total ? "\n" : "");
+}
+
 /* The checks that need no model: a prompt, and an output path whose folder can be written. */
 static osp_status check_request(const generate_arguments *a, osp_video_format *format) {
   if (!a->prompt[0] || strspn(a->prompt, " \t\r\n") == strlen(a->prompt))
@@ -162,7 +168,7 @@ static int generate(const cli_command *command, const generate_arguments *a, con
   const int quiet = a->quiet || ranks->rank != 0, speak = ranks->rank == 0;
   const osp_t2v_request request = {.prompt = a->prompt, .negative_prompt = a->negative, .settings = settings,
                                    .seed = seed, .noise = a->noise ? &noise : NULL, .progress = show_progress,
-                                   .user = (void *)&quiet};
+                                   .decode_progress = show_decode, .user = (void *)&quiet};
   osp_t2v_result result = {0};
   const osp_t2v_timing *timing = &result.timing;
   if (!rc && status == OSP_OK) status = osp_t2v_generate(&model, &request, &result);

@@ -135,6 +135,12 @@ static osp_status sample(const osp_t2v_model *model, const osp_t2v_request *r, o
   return status;
 }
 
+/* The VAE's per-frame report, passed on to the request's. */
+static void decode_frame(void *user, int done, int total) {
+  const osp_t2v_request *r = user;
+  if (r->decode_progress) r->decode_progress(done, total, r->user);
+}
+
 osp_status osp_t2v_generate(const osp_t2v_model *model, const osp_t2v_request *r, osp_t2v_result *result) {
   const double start = osp_seconds();
   const osp_t2v_settings *s = &r->settings;
@@ -155,7 +161,7 @@ osp_status osp_t2v_generate(const osp_t2v_model *model, const osp_t2v_request *r
   timing->text_seconds = osp_seconds() - start;
   if (status == OSP_OK) status = sample(model, r, sampler, &b, start);
   timing->sampling_seconds = osp_seconds() - start - timing->text_seconds;
-  if (status == OSP_OK) status = osp_t2v_video_decode(&model->video, &b.x, &result->video);
+  if (status == OSP_OK) status = osp_t2v_video_decode(&model->video, &b.x, decode_frame, (void *)r, &result->video);
   result->latents = b.x; /* the result owns the sample from here */
   osp_sampler_free(sampler);
   free(b.memory);

@@ -38,6 +38,8 @@ void osp_t2v_model_free(osp_t2v_model *model);
 
 /* Hears of each finished sampling step (i from 1 to steps) and the seconds since the start. */
 typedef void (*osp_t2v_progress)(int step, int steps, double seconds, void *user);
+/* Hears of each decoded latent frame (a VAE's; pixel space has none to report). */
+typedef void (*osp_t2v_decode_progress)(int done, int total, void *user);
 
 /* One generation. */
 typedef struct {
@@ -47,7 +49,8 @@ typedef struct {
   uint64_t seed;
   const osp_tensor *noise; /* NULL: osp_randn(seed, "NOIS"); else the start, f32 CPU of the sample's shape */
   osp_t2v_progress progress;
-  void *user;
+  osp_t2v_decode_progress decode_progress;
+  void *user; /* for both */
 } osp_t2v_request;
 
 /* What a generation spent. */

@@ -65,20 +65,23 @@ osp_status osp_t2v_video_size_of(const osp_t2v_video *video, const int64_t shape
 }
 
 /* The VAE's video [1, 3, F, H, W] in [−1, 1]. */
-static osp_status decode_vae(const osp_vae *vae, const osp_tensor *sample, osp_frames *frames) {
+static osp_status decode_vae(const osp_vae *vae, const osp_tensor *sample, osp_vae_progress *progress,
+                             osp_frames *frames) {
   int64_t shape[5];
   OSP_TRY(osp_vae_decoded_shape(vae, sample, shape));
   float *data = malloc((size_t)(shape[0] * shape[1] * shape[2] * shape[3] * shape[4]) * sizeof(float));
   if (!data) return osp_fail(OSP_ERR_MEMORY, "decode: cannot allocate the video");
   osp_tensor video = osp_tensor_make(data, OSP_F32, OSP_CPU, 5, shape);
-  osp_status status = osp_vae_decode(vae, sample, &video, NULL);
+  osp_status status = osp_vae_decode(vae, sample, &video, progress);
   if (status == OSP_OK) status = osp_latents_to_pixels(&video, frames);
   free(data);
   return status;
 }
 
-osp_status osp_t2v_video_decode(const osp_t2v_video *video, const osp_tensor *sample, osp_frames *frames) {
-  if (video->kind == OSP_SPACE_WAN_VAE) return decode_vae(&video->vae, sample, frames);
+osp_status osp_t2v_video_decode(const osp_t2v_video *video, const osp_tensor *sample,
+                                void (*on_frame)(void *user, int done, int total), void *user, osp_frames *frames) {
+  osp_vae_progress progress = {on_frame, user, 0};
+  if (video->kind == OSP_SPACE_WAN_VAE) return decode_vae(&video->vae, sample, &progress, frames);
   return osp_latents_to_pixels(sample, frames);
 }
 

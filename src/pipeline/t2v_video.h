@@ -29,8 +29,10 @@ osp_status osp_t2v_video_sample_shape(const osp_t2v_video *video, int64_t frames
 osp_status osp_t2v_video_size_of(const osp_t2v_video *video, const int64_t shape[5], int64_t *frames, int64_t *height,
                                  int64_t *width);
 
-/* The frames of a final sample (f32 CPU [1, C, f, h, w]); *frames allocated here. */
-osp_status osp_t2v_video_decode(const osp_t2v_video *video, const osp_tensor *sample, osp_frames *frames);
+/* The frames of a final sample (f32 CPU [1, C, f, h, w]); *frames allocated here. on_frame (may
+ * be NULL) hears of each decoded latent frame. */
+osp_status osp_t2v_video_decode(const osp_t2v_video *video, const osp_tensor *sample,
+                                void (*on_frame)(void *user, int done, int total), void *user, osp_frames *frames);
 
 void osp_t2v_video_free(osp_t2v_video *video);
 
