@@ -91,6 +91,10 @@ osp_status osp_cuda_gelu_tanh(const void *x, osp_dtype x_dtype, void *y, osp_dty
                               int64_t n);
 osp_status osp_cuda_silu(const void *x, osp_dtype x_dtype, void *y, osp_dtype y_dtype, int64_t n);
 
+/* HiF8 quantize-dequantize of n f32 or bf16 elements (quant.cu), as osp_cpu_hif8_quantize: the
+ * same bits. y may be x. */
+osp_status osp_cuda_hif8_quantize(const void *x, osp_dtype dtype, void *y, int64_t n, float scale_max);
+
 /* dst[i, :] = src[index[i], :] for rows of C elements of elem_bytes each, zeros where
  * index[i] < 0; every index is below src's row count. dst must not overlap src. */
 osp_status osp_cuda_gather_rows(const void *src, const int32_t *index, void *dst, int64_t rows,

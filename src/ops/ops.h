@@ -142,7 +142,7 @@ osp_status osp_gated_add_gather(const osp_tensor *x, const osp_tensor *y, const 
  *   scale_max 0: the element rule alone, y = hif8(x);
  *   scale_max > 0: per-tensor absmax scaling (PAPER.md 7.3): amax = max(max|x|, 1e−8),
  *   s = scale_max/amax in float32, y = hif8(x·s)/s; for bf16 tensors the reference's sequence
- *   y = bf16(hif8(bf16(x·s))/s). Forward passes use 15, gradients 224. CPU only for now. */
+ *   y = bf16(hif8(bf16(x·s))/s). Forward passes use 15, gradients 224. CPU and CUDA give the same bits. */
 osp_status osp_hif8_quantize(const osp_tensor *x, float scale_max, osp_tensor *y);
 
 /* ---- Memory, transfers and randomness on any device -------------------------------------- */

@@ -19,7 +19,9 @@ osp_status osp_hif8_quantize(const osp_tensor *x, float scale_max, osp_tensor *y
   if (x->device != y->device) return osp_fail(OSP_ERR_ARGUMENT, "osp_hif8_quantize: x and y on different devices");
   call.device = x->device;
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA) return osp_cuda_hif8_quantize(x->data, x->dtype, y->data, osp_tensor_numel(x), scale_max);
+#endif
   osp_cpu_hif8_quantize(x->data, x->dtype, y->data, osp_tensor_numel(x), scale_max);
   return OSP_OK;
 }
