@@ -514,6 +514,35 @@ void osp_st_to_f32(const osp_st_entry *entry, float *dst) {
   for (int64_t i = 0; i < n; i++) dst[i] = read(entry->data + (size_t)i * size);
 }
 
+int osp_st_next_unused(const osp_st_file *file, const osp_st_entry *const *found, int count, int start) {
+  for (int i = start < 0 ? 0 : start; i < file->count; i++) {
+    bool used = false;
+    for (int k = 0; k < count && !used; k++) used = found[k] == &file->entries[i];
+    if (!used) return i;
+  }
+  return -1;
+}
+
+/* float32 data in the mapped file is used in place when it is aligned for float loads. */
+static bool usable_in_place(const osp_st_entry *e) {
+  return e->dtype == OSP_ST_F32 && (uintptr_t)e->data % sizeof(float) == 0;
+}
+
+size_t osp_st_f32_copy_bytes(const osp_st_entry *entry) {
+  return usable_in_place(entry) ? 0 : osp_arena_align((size_t)osp_st_numel(entry) * sizeof(float));
+}
+
+osp_status osp_st_view_f32(const osp_st_entry *entry, osp_arena *arena, int ndim, const int64_t *shape,
+                           osp_tensor *out) {
+  if (usable_in_place(entry)) {
+    *out = osp_tensor_make((void *)entry->data, OSP_F32, OSP_CPU, ndim, shape);
+    return OSP_OK;
+  }
+  OSP_TRY(osp_arena_tensor(arena, OSP_F32, ndim, shape, out));
+  osp_st_to_f32(entry, out->data);
+  return OSP_OK;
+}
+
 osp_status osp_st_expect(const osp_st_file *file, const char *name, int ndim, const int64_t *shape,
                          const osp_st_entry **out) {
   const osp_st_entry *entry = osp_st_find(file, name);

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/arena.h"
 #include "core/tensor.h"
 
 /* Every dtype of the safetensors format. */
@@ -67,6 +68,17 @@ int64_t osp_st_numel(const osp_st_entry *entry);
 
 /* Converts an entry of any numeric dtype to float32 (bf16, f16, f8, f64, integers, bool). */
 void osp_st_to_f32(const osp_st_entry *entry, float *dst);
+
+/* The index of the first entry at or after `start` that is none of found[0 .. count), or −1: the
+ * loaders refuse a file with tensors their model has no place for (another model or config). */
+int osp_st_next_unused(const osp_st_file *file, const osp_st_entry *const *found, int count, int start);
+
+/* A float32 view of an entry in `shape` (of the entry's element count): the mapped bytes themselves
+ * where they are float32 and aligned for float loads, else a converted copy from `arena`, which
+ * must have room for osp_st_f32_copy_bytes(entry). */
+size_t osp_st_f32_copy_bytes(const osp_st_entry *entry);
+osp_status osp_st_view_f32(const osp_st_entry *entry, osp_arena *arena, int ndim, const int64_t *shape,
+                           osp_tensor *out);
 
 /* Finds `name` and checks its shape (a -1 in `shape` matches any size): the message names the
  * file, the tensor, what was expected and what was found. */

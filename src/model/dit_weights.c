@@ -198,11 +198,6 @@ osp_status osp_dit_detect_names(const osp_st_file *file, osp_dit_names *names, c
   return OSP_OK;
 }
 
-/* float32 data in the mapped file is used in place when it is aligned for float loads. */
-static bool usable_in_place(const osp_st_entry *e) {
-  return e->dtype == OSP_ST_F32 && (uintptr_t)e->data % sizeof(float) == 0;
-}
-
 /* Finds every parameter in the file and checks its shape; records the entries in `found`. */
 static osp_status find_parameters(const osp_st_file *file, const parameter_list *list,
                                   osp_dit_names names, const char *prefix, const osp_st_entry **found) {
@@ -218,34 +213,20 @@ static osp_status find_parameters(const osp_st_file *file, const parameter_list 
 /* A tensor the model has no place for means the file is another model (or another config). */
 static osp_status reject_unexpected(const osp_st_file *file, const osp_st_entry **found, int count,
                                     const osp_model_config *c) {
-  bool *used = calloc((size_t)file->count + 1, sizeof *used);
-  if (!used) return osp_fail(OSP_ERR_MEMORY, "out of memory");
-  for (int i = 0; i < count; i++) used[found[i] - file->entries] = true;
-  osp_status status = OSP_OK;
-  for (int i = 0; i < file->count && status == OSP_OK; i++)
-    if (!used[i])
-      status = osp_fail(OSP_ERR_FORMAT,
-                        "%s: unexpected tensor '%s' for a Wan2.1 T2V DiT with %d layers "
-                        "(another model or config?)",
-                        file->path, file->entries[i].name, c->num_layers);
-  free(used);
-  return status;
+  const int i = osp_st_next_unused(file, found, count, 0);
+  if (i < 0) return OSP_OK;
+  return osp_fail(OSP_ERR_FORMAT, "%s: unexpected tensor '%s' for a Wan2.1 T2V DiT with %d layers (another model or "
+                  "config?)", file->path, file->entries[i].name, c->num_layers);
 }
 
 /* Points each slot at its data: in place for aligned float32, else converted into an arena. */
 static osp_status bind_parameters(osp_dit *dit, const parameter_list *list, const osp_st_entry **found) {
   size_t convert_bytes = 0;
-  for (int i = 0; i < list->count; i++)
-    if (!usable_in_place(found[i])) convert_bytes += osp_arena_align((size_t)osp_st_numel(found[i]) * 4);
+  for (int i = 0; i < list->count; i++) convert_bytes += osp_st_f32_copy_bytes(found[i]);
   OSP_TRY(osp_arena_init(&dit->converted, "converted weights", convert_bytes));
   for (int i = 0; i < list->count; i++) {
     const parameter *p = &list->items[i];
-    if (usable_in_place(found[i])) {
-      *p->slot = osp_tensor_make((void *)found[i]->data, OSP_F32, OSP_CPU, p->ndim, p->shape);
-    } else {
-      OSP_TRY(osp_arena_tensor(&dit->converted, OSP_F32, p->ndim, p->shape, p->slot));
-      osp_st_to_f32(found[i], p->slot->data);
-    }
+    OSP_TRY(osp_st_view_f32(found[i], &dit->converted, p->ndim, p->shape, p->slot));
   }
   return OSP_OK;
 }

@@ -139,21 +139,17 @@ static osp_status expect_parameter(const osp_umt5 *m, const parameter *p, const 
 /* A tensor the encoder has no place for means another model or another config. transformers'
  * second name of the embedding is no surprise. */
 static osp_status reject_unexpected(const osp_umt5 *m, const osp_st_entry **found, int count) {
-  bool *used = calloc((size_t)m->file.count + 1, sizeof *used);
-  if (!used) return osp_fail(OSP_ERR_MEMORY, "out of memory");
-  for (int i = 0; i < count; i++) used[found[i] - m->file.entries] = true;
-  osp_status status = OSP_OK;
-  for (int i = 0; i < m->file.count && status == OSP_OK; i++) {
+  const osp_st_file *file = &m->file;
+  for (int i = osp_st_next_unused(file, found, count, 0); i >= 0; i = osp_st_next_unused(file, found, count, i + 1)) {
     const char *name = m->file.entries[i].name;
     const bool alias = m->names == OSP_UMT5_NAMES_TRANSFORMERS &&
                        (!strcmp(name, transformers_embedding_alias) || !strcmp(name, "shared.weight"));
-    if (!used[i] && !alias)
-      status = osp_fail(OSP_ERR_FORMAT,
-                        "%s: unexpected tensor '%s' for a umT5 encoder of %d layers (another model or config?)",
-                        m->file.entries[i].file, name, m->config.num_layers);
+    if (!alias)
+      return osp_fail(OSP_ERR_FORMAT,
+                      "%s: unexpected tensor '%s' for a umT5 encoder of %d layers (another model or config?)",
+                      m->file.entries[i].file, name, m->config.num_layers);
   }
-  free(used);
-  return status;
+  return OSP_OK;
 }
 
 /* Used where it lies in the mapped file: f32, and a matrix's bf16, when aligned for their loads. */

@@ -270,20 +270,10 @@ static osp_status detect_style(const osp_st_file *file, int *style) {
 }
 
 static osp_status reject_unexpected(const osp_st_file *file, const osp_st_entry **found, int count) {
-  bool *used = calloc((size_t)file->count + 1, sizeof *used);
-  if (!used) return osp_fail(OSP_ERR_MEMORY, "out of memory");
-  for (int i = 0; i < count; i++) used[found[i] - file->entries] = true;
-  osp_status status = OSP_OK;
-  for (int i = 0; i < file->count && status == OSP_OK; i++)
-    if (!used[i])
-      status = osp_fail(OSP_ERR_FORMAT, "%s: unexpected tensor '%s' for this VAE config (another model or config?)",
-                        file->path, file->entries[i].name);
-  free(used);
-  return status;
-}
-
-static bool usable_in_place(const osp_st_entry *e) {
-  return e->dtype == OSP_ST_F32 && (uintptr_t)e->data % sizeof(float) == 0;
+  const int i = osp_st_next_unused(file, found, count, 0);
+  if (i < 0) return OSP_OK;
+  return osp_fail(OSP_ERR_FORMAT, "%s: unexpected tensor '%s' for this VAE config (another model or config?)",
+                  file->path, file->entries[i].name);
 }
 
 /* Every slot points at its data, in the shape the model uses: aligned float32 in place, anything
@@ -291,17 +281,11 @@ static bool usable_in_place(const osp_st_entry *e) {
 static osp_status bind(osp_vae *vae, const parameter_list *list, const osp_st_entry **found) {
   const int z = vae->config.z_dim;
   size_t bytes = 2 * osp_arena_align((size_t)z * sizeof(float));
-  for (int i = 0; i < list->count; i++)
-    if (!usable_in_place(found[i])) bytes += osp_arena_align((size_t)osp_st_numel(found[i]) * sizeof(float));
+  for (int i = 0; i < list->count; i++) bytes += osp_st_f32_copy_bytes(found[i]);
   OSP_TRY(osp_arena_init(&vae->converted, "VAE weights", bytes));
   for (int i = 0; i < list->count; i++) {
     const parameter *p = &list->items[i];
-    if (usable_in_place(found[i])) {
-      *p->slot = osp_tensor_make((void *)found[i]->data, OSP_F32, OSP_CPU, p->use_ndim, p->use_shape);
-    } else {
-      OSP_TRY(osp_arena_tensor(&vae->converted, OSP_F32, p->use_ndim, p->use_shape, p->slot));
-      osp_st_to_f32(found[i], p->slot->data);
-    }
+    OSP_TRY(osp_st_view_f32(found[i], &vae->converted, p->use_ndim, p->use_shape, p->slot));
   }
   OSP_TRY(osp_arena_tensor(&vae->converted, OSP_F32, 1, (int64_t[]){z}, &vae->latents_mean));
   OSP_TRY(osp_arena_tensor(&vae->converted, OSP_F32, 1, (int64_t[]){z}, &vae->inv_std));

@@ -26,16 +26,10 @@ import zipfile
 import torch
 from safetensors.torch import load_file
 
-passed = failed = 0
+from tally import Tally
 
-
-def check(ok, what):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + what)
-    if ok:
-        passed += 1
-    else:
-        failed += 1
+TALLY = Tally("convert")
+check = TALLY.check
 
 
 def flatten(obj, prefix=""):
@@ -121,8 +115,7 @@ def main():
     refused(osp, work, "deflated", deflated.getvalue(), "compressed")
     refused(osp, work, "not_a_zip", b"hello, I am not a checkpoint" * 10, "not a zip archive")
     refused(osp, work, "empty", b"", "empty")
-    print(f"convert: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    TALLY.finish()
 
 
 if __name__ == "__main__":

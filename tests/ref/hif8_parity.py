@@ -27,16 +27,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-passed = failed = 0
+from tally import Tally
 
-
-def check(ok, what):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + what)
-    if ok:
-        passed += 1
-    else:
-        failed += 1
+TALLY = Tally("hif8")
+check = TALLY.check
 
 
 def members():
@@ -152,8 +146,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     element_rule(osp, work)
     scaled(osp, work)
-    print(f"hif8: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    TALLY.finish()
 
 
 if __name__ == "__main__":

@@ -43,19 +43,13 @@ from transformers import T5Tokenizer, UMT5Config, UMT5EncoderModel
 from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
 from diffusers.utils import logging as diffusers_logging
 
+from tally import Tally
+
 diffusers_logging.set_verbosity_error()
 
 TEXT_DIM = 32
-passed = failed = 0
-
-
-def check(ok, what):
-    global passed, failed
-    print(("ok   " if ok else "FAIL ") + what)
-    if ok:
-        passed += 1
-    else:
-        failed += 1
+TALLY = Tally("pipeline")
+check = TALLY.check
 
 
 def train_tokenizer(folder):
@@ -267,8 +261,7 @@ def main():
     compare(osp, pipe, model_dir, work, "sharded.guided.5frames", "the camera moving slowly over the ocean waves", 5, 4.0)
     bad_models(osp, model_dir, work)
     original_release(osp, pipe, model_dir, work)
-    print(f"pipeline: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    TALLY.finish()
 
 
 if __name__ == "__main__":
