@@ -68,6 +68,7 @@ suite "text to video on a diffusers-layout model against WanPipeline" "$python" 
 suite "osp convert (PyTorch .pth) against torch.load" "$python" tests/ref/convert_parity.py build/osp build/ref/convert
 suite "HiF8 (osp quant hif8) against the rule restated as a set, and torch for the scaled dtypes" "$python" tests/ref/hif8_parity.py build/osp build/ref/hif8
 suite "DiT gradients against PyTorch autograd" "$python" tests/ref/dit_grad_parity.py build/osp build/ref/grad_parity
+suite "DiT under HiF8 (quant, quant_attn) against PyTorch autograd with OSP-Next's quantizers" "$python" tests/ref/hif8_dit_parity.py build/osp build/ref/hif8_dit
 suite "Skiparse parity with an OSP-Next-style reference" "$python" tests/ref/sparse_parity.py build/osp build/ref/sparse
 suite "bad inputs" "$python" tests/ref/bad_inputs.py build/osp build/ref/bad
 # The shipped model end to end on the CPU (prompt → word encoder → 15 UniPC steps over the DiT →

@@ -22,7 +22,7 @@
 
 typedef struct {
   const char *weights, *config, *preset, *random_seed, *inputs, *random_inputs, *output;
-  const char *schedule, *sparse_ratio, *device, *grad_output, *sp;
+  const char *schedule, *sparse_ratio, *quant, *device, *grad_output, *sp;
   int verbose, checkpoint, cfg_parallel;
 } dit_arguments;
 
@@ -44,10 +44,11 @@ static osp_status read_config(const dit_arguments *a, osp_model_config *config) 
   return osp_config_load(beside, config);
 }
 
-/* The config: --config, else --preset, else config.json beside the weights; then the --schedule
- * and --sparse-ratio overrides (in that order: the ratio is checked against the schedule). */
+/* The config: --config, else --preset, else config.json beside the weights; then the --quant,
+ * --schedule and --sparse-ratio overrides (the ratio is checked against the schedule). */
 static osp_status choose_config(const dit_arguments *a, osp_model_config *config) {
   OSP_TRY(read_config(a, config));
+  if (a->quant) OSP_TRY(osp_config_set_quant("--quant", a->quant, config));
   if (a->schedule) OSP_TRY(osp_config_set_schedule("--schedule", a->schedule, config));
   if (!a->sparse_ratio) return OSP_OK;
   char *end;
@@ -366,6 +367,9 @@ int cmd_dit(int argc, char **argv) {
       {"--schedule", NULL, "SPEC", "override the Skiparse schedule: full, dual_end[:F], uniform, every_k:K, "
                                    "or one pattern per block: full,token,group,...", &a.schedule, NULL},
       {"--sparse-ratio", NULL, "P", "override the Skiparse sparse ratio P (2 in OSP-Next)", &a.sparse_ratio, NULL},
+      {"--quant", NULL, "hif8|none", "override the config's quant and quant_attn: HiF8 on the blocks' linears "
+                                     "and attention inputs, as OSP-Next simulates it (PAPER.md 7), or none",
+       &a.quant, NULL},
       {"--device", NULL, "cpu|cuda", "where the forward runs (default cpu; cuda computes in bf16 with f32 "
                                      "accumulation)", &a.device, NULL},
       {"--grad-output", NULL, "G.safetensors", "also run the backward: G holds `velocity`, the gradient of a loss "

@@ -111,7 +111,7 @@ static osp_status write_json(const evaluation *e, const summary *m, json_t *abou
 #define DEFAULT_SIDE TEXT_OF(OSP_SHAPES_DEFAULT_SIDE)
 
 typedef struct {
-  const char *split, *seed, *frames, *height, *width, *video, *prompt, *json, *model, *device, *steps, *schedule, *count;
+  const char *split, *seed, *frames, *height, *width, *video, *prompt, *json, *model, *device, *steps, *schedule, *quant, *count;
   int ground_truth, list_prompts;
 } eval_args;
 
@@ -166,12 +166,14 @@ static osp_status eval_model(const eval_args *a, osp_shapes_split split, uint64_
   osp_device device;
   OSP_TRY(cli_parse_device(a->device, OSP_CPU, &device));
   osp_t2v_model model;
-  OSP_TRY(osp_t2v_model_load(a->model, device, a->schedule, &model));
+  const osp_t2v_overrides overrides = {.schedule = a->schedule, .quant = a->quant};
+  OSP_TRY(osp_t2v_model_load(a->model, device, &overrides, &model));
   osp_t2v_settings settings = model.defaults;
   if (steps > 0) settings.steps = steps;
   json_object_set_new(about, "model", json_string(a->model));
   json_object_set_new(about, "steps", json_integer(settings.steps));
   json_object_set_new(about, "schedule", json_string(a->schedule ? a->schedule : "the model's"));
+  json_object_set_new(about, "quant", json_string(a->quant ? a->quant : "the model's"));
   double seconds = 0;
   osp_status status = OSP_OK;
   for (int i = 0; status == OSP_OK && i < count; i++) {
@@ -232,6 +234,8 @@ int cmd_eval(int argc, char **argv) {
       {"--steps", NULL, "N", "--model: sampling steps (default: the model's)", &a.steps, NULL},
       {"--schedule", NULL, "SPEC", "--model: the attention schedule (default: the model's), e.g. full", &a.schedule,
        NULL},
+      {"--quant", NULL, "hif8|none", "--model: HiF8 quantization of the DiT (default: the model config's)", &a.quant,
+       NULL},
       {"--count", NULL, "N", "--model: only the split's first N prompts (default all 48)", &a.count, NULL},
       {0},
   };
@@ -242,7 +246,7 @@ int cmd_eval(int argc, char **argv) {
           "                [--json OUT.json]\n"
           "       osp eval --video FILE -p PROMPT [--json OUT.json]\n"
           "       osp eval --model DIR [--split train|heldout] [--device cpu|cuda] [--steps N] [--schedule SPEC]\n"
-          "                [--count N] [--seed S] [--json OUT.json]\n"
+          "                [--quant hif8|none] [--count N] [--seed S] [--json OUT.json]\n"
           "       osp eval --list-prompts [--split train|heldout]",
       .summary =
           "ShapesBench: measures a shapes-world video (background, object colour, shape, size, motion and "

@@ -22,7 +22,7 @@
 
 typedef struct {
   const char *prompt, *negative, *output, *format, *model, *device, *seed, *steps, *guidance, *shift, *sampler,
-      *frames, *height, *width, *fps, *schedule, *sp, *noise, *latents_out, *preset;
+      *frames, *height, *width, *fps, *schedule, *quant, *sp, *noise, *latents_out, *preset;
   int quiet, cfg_parallel, dry_run;
 } generate_arguments;
 
@@ -155,7 +155,8 @@ static int generate(const cli_command *command, const generate_arguments *a, con
   char builtin[4200];
   builtin_model(builtin, sizeof builtin);
   osp_t2v_model model;
-  osp_status status = osp_t2v_model_load(a->model ? a->model : builtin, device, a->schedule, &model);
+  const osp_t2v_overrides overrides = {.schedule = a->schedule, .quant = a->quant};
+  osp_status status = osp_t2v_model_load(a->model ? a->model : builtin, device, &overrides, &model);
   if (status != OSP_OK) return cli_ranks_failure(ranks, status);
   model.parallel = ranks->split;
   osp_t2v_settings settings = model.defaults;
@@ -244,6 +245,8 @@ int cmd_generate(int argc, char **argv) {
       {"--fps", NULL, "N", "frames per second of the file (default: the model's; built-in 8)", &a.fps, NULL},
       {"--schedule", NULL, "SPEC", "each block's attention, e.g. full or full,token,group,... (default: the "
                                    "model's; built-in full,token,group,token,group,full)", &a.schedule, NULL},
+      {"--quant", NULL, "hif8|none", "HiF8 quantization of the DiT as OSP-Next simulates it (default: the model "
+                                     "config's quant and quant_attn; none for the built-in model)", &a.quant, NULL},
       {"--sp", NULL, "ulysses|ssp", "under mpirun -np N: how the ranks split each forward's tokens in Skiparse "
                                     "blocks (default ssp; full blocks run Ulysses); rank 0 writes the video", &a.sp, NULL},
       {"--cfg-parallel", NULL, NULL, "under mpirun: the conditional and unconditional passes on two halves of the "

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <float.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,6 +66,10 @@ static osp_model_config default_config(void) {
       .sparse_ratio = UNSET,
       .num_full_blocks = UNSET,
       .every_k = UNSET,
+      .quant = OSP_QUANT_NONE,
+      .quant_attn = OSP_QUANT_NONE,
+      .scale_max_forward = 15.0f,
+      .scale_max_backward = 224.0f,
   };
 }
 
@@ -198,6 +203,19 @@ osp_status osp_config_preset(const char *name, osp_model_config *cfg) {
   return OSP_OK;
 }
 
+/* ---- quantization ---- */
+
+const char *osp_quant_name(osp_quant quant) { return quant == OSP_QUANT_HIF8 ? "hif8" : "none"; }
+
+osp_status osp_config_set_quant(const char *label, const char *spec, osp_model_config *cfg) {
+  osp_quant quant;
+  if (spec && strcmp(spec, "hif8") == 0) quant = OSP_QUANT_HIF8;
+  else if (spec && strcmp(spec, "none") == 0) quant = OSP_QUANT_NONE;
+  else return osp_fail(OSP_ERR_ARGUMENT, "%s: expected hif8 or none, found '%s'", label, spec ? spec : "");
+  cfg->quant = cfg->quant_attn = quant;
+  return OSP_OK;
+}
+
 /* ---- validation ---- */
 
 static osp_status validate_norms(const char *label, const osp_model_config *cfg) {
@@ -238,6 +256,10 @@ osp_status osp_config_validate(const char *label, const osp_model_config *cfg) {
   OSP_TRY(osp_config_check_key_ranges(label, cfg));
   OSP_TRY(validate_norms(label, cfg));
   OSP_TRY(validate_widths(label, cfg));
+  if (!(cfg->scale_max_forward > 0 && cfg->scale_max_backward > 0 && isfinite(cfg->scale_max_forward) &&
+        isfinite(cfg->scale_max_backward)))
+    return osp_fail(OSP_ERR_FORMAT, "%s: 'scale_max_forward' and 'scale_max_backward' must be positive, found %g and %g",
+                    label, (double)cfg->scale_max_forward, (double)cfg->scale_max_backward);
   return osp_config_validate_skiparse(label, cfg);
 }
 

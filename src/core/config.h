@@ -29,6 +29,10 @@ typedef enum {
 
 enum { OSP_MAX_LAYERS = 1024 };
 
+/* A quantization of OSP-Next's config keys `quant` and `quant_attn` (PAPER.md 7): none, or HiF8
+ * simulated as quantize-dequantize with per-tensor absmax scaling. */
+typedef enum { OSP_QUANT_NONE, OSP_QUANT_HIF8 } osp_quant;
+
 typedef struct {
   int dim;        /* C = num_heads * head_dim */
   int num_heads;
@@ -51,6 +55,10 @@ typedef struct {
   int every_k;         /* k of every_k */
   unsigned char schedule[OSP_MAX_LAYERS]; /* osp_pattern of each block, derived from the keys above
                                              (or given, for list) whenever they change */
+  osp_quant quant;          /* "quant": the input and weight of each block's ten linears */
+  osp_quant quant_attn;     /* "quant_attn": q, k and v entering self- and cross-attention */
+  float scale_max_forward;  /* smax of activations and weights (15) */
+  float scale_max_backward; /* smax of gradients in training (224) */
 } osp_model_config;
 
 /* Parses a config.json image. Keys of both styles are accepted; unknown keys are ignored;
@@ -75,6 +83,11 @@ osp_status osp_config_validate(const char *label, const osp_model_config *cfg);
  * `label` names the source in messages ("--schedule"). */
 osp_status osp_config_set_schedule(const char *label, const char *spec, osp_model_config *cfg);
 osp_status osp_config_set_sparse_ratio(const char *label, int ratio, osp_model_config *cfg);
+
+/* Overrides both quantizations from the command line: "hif8" or "none". */
+osp_status osp_config_set_quant(const char *label, const char *spec, osp_model_config *cfg);
+/* "hif8" or "none". */
+const char *osp_quant_name(osp_quant quant);
 
 /* One letter per block (F, T, G), e.g. "FFFFTGTGTG...FFFF", into buf. */
 const char *osp_config_schedule_string(const osp_model_config *cfg, char *buf, size_t size);

@@ -320,6 +320,51 @@ static osp_status read_skiparse(const reader *r, osp_model_config *cfg) {
   return read_schedule_list(r, &list, cfg);
 }
 
+/* ---- HiF8 (PAPER.md 7.5): quant and quant_attn, with their scales ---- */
+
+/* `key` at the top level or under model_config. */
+static osp_status find_top_or_nested(const reader *r, const char *key, found *out) {
+  char nested[64];
+  snprintf(nested, sizeof nested, NESTED_PREFIX "%s", key);
+  const char *const keys[KEY_SPELLINGS] = {key, nested};
+  return find(r, keys, out);
+}
+
+/* "hif8", or "none" / null / absent. */
+static osp_status read_quant_key(const reader *r, const char *key, osp_quant *quant) {
+  static const char expected[] = "\"hif8\", \"none\" or null";
+  found f;
+  OSP_TRY(find_top_or_nested(r, key, &f));
+  if (!f.value || json_is_null(f.value)) return OSP_OK;
+  if (!json_is_string(f.value)) return fail_type(r->label, f.key, expected, f.value);
+  const char *name = json_string_value(f.value);
+  if (strcmp(name, "hif8") == 0) *quant = OSP_QUANT_HIF8;
+  else if (strcmp(name, "none") == 0) *quant = OSP_QUANT_NONE;
+  else return fail_unsupported(r->label, f.key, expected, f.value, "another quantization");
+  return OSP_OK;
+}
+
+/* A positive finite number. */
+static osp_status read_scale_max(const reader *r, const char *key, float *value) {
+  found f;
+  OSP_TRY(find_top_or_nested(r, key, &f));
+  if (!f.value) return OSP_OK;
+  if (!json_is_number(f.value)) return fail_type(r->label, f.key, "a number", f.value);
+  const double v = json_number_value(f.value);
+  if (!(v > 0 && v <= 32768))
+    return osp_fail(OSP_ERR_FORMAT, "%s: '%s': expected a number in (0, 32768], found %s", r->label, f.key,
+                    describe(f.value).text);
+  *value = (float)v;
+  return OSP_OK;
+}
+
+static osp_status read_quant(const reader *r, osp_model_config *cfg) {
+  OSP_TRY(read_quant_key(r, "quant", &cfg->quant));
+  OSP_TRY(read_quant_key(r, "quant_attn", &cfg->quant_attn));
+  OSP_TRY(read_scale_max(r, "scale_max_forward", &cfg->scale_max_forward));
+  return read_scale_max(r, "scale_max_backward", &cfg->scale_max_backward);
+}
+
 /* ---- keys that select a model this engine does not run ---- */
 
 static osp_status reject_model_type(const reader *r) {
@@ -399,6 +444,7 @@ static osp_status read_config(const reader *r, osp_model_config *cfg) {
   OSP_TRY(read_eps(r, cfg));
   OSP_TRY(read_cross_attn_norm(r, cfg));
   OSP_TRY(check_qk_norm(r));
+  OSP_TRY(read_quant(r, cfg));
   return read_skiparse(r, cfg);
 }
 

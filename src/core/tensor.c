@@ -18,6 +18,13 @@ osp_tensor osp_tensor_make(void *data, osp_dtype dtype, osp_device device, int n
   return t;
 }
 
+osp_tensor osp_tensor_slice(const osp_tensor *t, int64_t first, int64_t count) {
+  osp_tensor part = *t;
+  part.data = (char *)t->data + first * t->stride[0] * (int64_t)osp_dtype_size(t->dtype);
+  part.shape[0] = count;
+  return part;
+}
+
 int64_t osp_tensor_numel(const osp_tensor *t) {
   int64_t n = 1;
   for (int i = 0; i < t->ndim; i++) n *= t->shape[i];

@@ -32,6 +32,8 @@ bool osp_tensor_is_contiguous(const osp_tensor *t);
 bool osp_tensor_same_shape(const osp_tensor *a, const osp_tensor *b);
 /* Product of all but the last dimension: the "rows" of a row-wise op. */
 int64_t osp_tensor_rows(const osp_tensor *t);
+/* Entries [first, first + count) of t along its first dimension (samples of a batch), a view. */
+osp_tensor osp_tensor_slice(const osp_tensor *t, int64_t first, int64_t count);
 /* Writes "[2, 16, 3, 6, 10]" into buf. */
 const char *osp_shape_string(const osp_tensor *t, char *buf, size_t size);
 

@@ -48,6 +48,8 @@ typedef struct {
   osp_sp_plan sp;                  /* this rank's part (plan = sp.local) when comm is set */
   osp_tensor local_patches;        /* [B·tokens, in·pt·ph·pw]: the patches of this rank's tokens */
   osp_tensor gathered_tokens;      /* [B·N, out·pt·ph·pw]: every rank's head output */
+  dit_quant quant;                 /* HiF8, with its weight scratch */
+  bool quantized;                  /* whether the config quantizes anything */
 } activations;
 
 /* An input or output as the forward uses it: the caller's tensor where it already sits on the
@@ -131,22 +133,15 @@ static osp_status allocate(osp_arena *host, osp_arena *a, const osp_dit *dit, co
   act->text_embed.c_pre = act->text_embed.c_act;
   OSP_TRY(dit_allocate_rope(a, c, &act->plan, act->rope_cos, act->rope_sin));
   if (act->comm) OSP_TRY(allocate_parallel(a, c, act));
+  OSP_TRY(dit_quant_plan(c, osp_device_dtype(act->device), a, &act->quant, &act->quantized));
   const int64_t scratch = (int64_t)osp_attention_scratch_bytes(act->device);
   return scratch ? osp_arena_tensor(a, OSP_U8, 1, &scratch, &act->attention_scratch) : OSP_OK;
-}
-
-/* Samples [first, first + count) of a tensor whose first dimension is the batch. */
-static osp_tensor batch_part(const osp_tensor *t, int64_t first, int64_t count) {
-  osp_tensor part = *t;
-  part.data = (char *)t->data + first * t->stride[0] * (int64_t)osp_dtype_size(t->dtype);
-  part.shape[0] = count;
-  return part;
 }
 
 /* A per-sample tensor [B, ...] cut to the samples whose tokens this rank holds in layout k: all of
  * them, but under SSP over more ranks than subsequences. */
 static osp_tensor held_samples(const activations *act, const osp_tensor *t, osp_pattern k) {
-  return act->comm ? batch_part(t, act->sp.first_sample[k], act->sp.samples[k]) : *t;
+  return act->comm ? osp_tensor_slice(t, act->sp.first_sample[k], act->sp.samples[k]) : *t;
 }
 
 /* The clock, once the device has finished what was queued (timed runs only). */
@@ -195,7 +190,8 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
   dit_block_tensors t = {
       .x_in = x, .x1 = x, .x2 = x, .n1 = normed, .n2 = normed, .n3 = normed,
       .q_pre = q, .q = q, .k_pre = dit_in_layout(&act->k, l), .k = dit_in_layout(&act->k, l),
-      .v = dit_in_layout(&act->v, l), .a1 = attended, .a2 = attended, .cq_pre = q, .cq = q,
+      .v = dit_in_layout(&act->v, l), .a1 = attended, .a1q = attended, .a2 = attended, .a2q = attended,
+      .cq_pre = q, .cq = q,
       .o1 = projected, .o2 = projected, .o3 = projected, .h_pre = hidden, .h = hidden,
       .x_out = moves_here ? dit_in_layout(&act->x_spare, &act->plan.layout[next]) : x,
       .ck_pre = ck, .ck = ck, .cv = cv, .mod = held_samples(act, &act->mod, k),
@@ -204,6 +200,7 @@ static dit_block_tensors block_views(const osp_dit *dit, int index, activations 
       .to_next = moves_here ? &act->plan.gather[k][next] : NULL,
       .ulysses = act->comm && act->sp.band_split[k] ? &act->sp.ulysses[k] : NULL, .comm = act->comm,
       .scratch = act->attention_scratch.data ? &act->attention_scratch : NULL,
+      .quant = act->quantized ? &act->quant : NULL,
   };
   return t;
 }
@@ -262,6 +259,8 @@ static osp_status forward(const osp_dit *dit, const forward_io *io, activations 
   OSP_TRY(embed_patches(dit, act));
   OSP_TRY(dit_embed_time(dit, &act->timestep, &act->time));
   OSP_TRY(dit_embed_text(dit, &act->text, &act->text_embed));
+  /* the cross-attention's k and v of every block read the context: quantized once */
+  OSP_TRY(dit_quant_linear_input(act->quantized ? &act->quant : NULL, &act->text_embed.context));
   OSP_TRY(dit_rope_tables(dit, &act->plan, act->rope_cos, act->rope_sin));
   for (int i = 0; i < c->num_layers; i++) {
     double start = 0, end = 0;
@@ -370,7 +369,7 @@ static osp_status gather_batch(osp_comm *batch, int64_t per_group, osp_tensor *v
   const int groups = osp_comm_size(batch), me = osp_comm_rank(batch);
   if (velocity->device != osp_comm_device(batch))
     return osp_fail(OSP_ERR_ARGUMENT, "batch parallelism: the velocity must be on the communicator's device");
-  const osp_tensor mine = batch_part(velocity, me * per_group, per_group);
+  const osp_tensor mine = osp_tensor_slice(velocity, me * per_group, per_group);
   osp_arena copy = {0};
   osp_tensor own;
   OSP_TRY(osp_device_arena(&copy, "own velocity", velocity->device, osp_tensor_bytes(&mine)));
@@ -400,10 +399,10 @@ osp_status osp_dit_forward_parallel(const osp_dit *dit, const osp_dit_parallel *
                     "(classifier-free guidance gives 2: the conditional and unconditional passes)",
                     (long long)groups, (long long)B);
   const int64_t per_group = B / groups;
-  const osp_tensor my_latents = batch_part(latents, g * per_group, per_group);
-  const osp_tensor my_timestep = batch_part(timestep, g * per_group, per_group);
-  const osp_tensor my_context = batch_part(context, g * per_group, per_group);
-  osp_tensor my_velocity = batch_part(velocity, g * per_group, per_group);
+  const osp_tensor my_latents = osp_tensor_slice(latents, g * per_group, per_group);
+  const osp_tensor my_timestep = osp_tensor_slice(timestep, g * per_group, per_group);
+  const osp_tensor my_context = osp_tensor_slice(context, g * per_group, per_group);
+  osp_tensor my_velocity = osp_tensor_slice(velocity, g * per_group, per_group);
   OSP_TRY(run_forward(dit, sequence, parallel->mode, &my_latents, &my_timestep, &my_context, &my_velocity, timing));
   return gather_batch(batch, per_group, velocity);
 }

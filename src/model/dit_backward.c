@@ -16,6 +16,25 @@ static osp_status linear_backward(const osp_tensor *x, const osp_linear_params *
   return osp_linear_backward(x, &p->weight, dy, dx, &g->weight, &g->bias);
 }
 
+/* One of a block's ten linears under HiF8: the output gradient dy quantized in place, then the
+ * backward through the quantized weight and the (saved, quantized) input x; the weight's gradient
+ * reaches the weight unchanged (straight-through). */
+static osp_status block_linear_backward(const dit_block_tensors *t, const osp_tensor *x, const osp_linear_params *p,
+                                        osp_tensor *dy, osp_tensor *dx, osp_linear_params *g) {
+  osp_linear_params used;
+  OSP_TRY(dit_quant_linear_gradient(t->quant, dy));
+  OSP_TRY(dit_quant_weight(t->quant, p, &used));
+  return linear_backward(x, &used, dy, dx, g);
+}
+
+/* dq, dk, dv quantized in place as they leave the attention's backward. */
+static osp_status quantize_attention_gradients(const dit_block_tensors *t, osp_tensor *dq, osp_tensor *dk,
+                                               osp_tensor *dv) {
+  OSP_TRY(dit_quant_attention_gradient(t->quant, dq));
+  OSP_TRY(dit_quant_attention_gradient(t->quant, dk));
+  return dit_quant_attention_gradient(t->quant, dv);
+}
+
 /* A buffer's gradient starts at zero: `d` viewed like `like` (the first elements of d's buffer). */
 static osp_status zeroed(const osp_tensor *buffer, const osp_tensor *like, osp_tensor *d) {
   *d = osp_tensor_make(buffer->data, buffer->dtype, buffer->device, like->ndim, like->shape);
@@ -74,11 +93,11 @@ static osp_status feed_forward_backward(osp_dit_tape *tape, const osp_dit *dit, 
   OSP_TRY(osp_zero(&g->d_o));
   OSP_TRY(osp_gated_add_backward(&g->dx, &t->o3, &gate, &g->d_o, &dgate));
   OSP_TRY(osp_zero(&g->dh));
-  OSP_TRY(linear_backward(&t->h, &b->ffn_out, &g->d_o, &g->dh, &gb->ffn_out));
+  OSP_TRY(block_linear_backward(t, &t->h, &b->ffn_out, &g->d_o, &g->dh, &gb->ffn_out));
   OSP_TRY(osp_zero(&g->dh_pre));
   OSP_TRY(osp_gelu_tanh_backward(&t->h_pre, &g->dh, &g->dh_pre));
   OSP_TRY(osp_zero(&g->dn));
-  OSP_TRY(linear_backward(&t->n3, &b->ffn_in, &g->dh_pre, &g->dn, &gb->ffn_in));
+  OSP_TRY(block_linear_backward(t, &t->n3, &b->ffn_in, &g->dh_pre, &g->dn, &gb->ffn_in));
   osp_tensor scale = dit_table_row(&t->mod, 4);
   osp_tensor dshift = dit_table_row(&tape->dmod, 3), dscale = dit_table_row(&tape->dmod, 4);
   return layernorm_modulate_backward(tape, dit->config.eps, &t->x2, &scale, &g->dn, &g->dx, &dshift, &dscale);
@@ -86,7 +105,7 @@ static osp_status feed_forward_backward(osp_dit_tape *tape, const osp_dit *dit, 
 
 /* q (or k) = RMSNorm(pre) (qk_norm): ∂/∂pre into dpre; without the norm, dpre is dq itself. */
 static osp_status unnorm(const osp_model_config *c, const osp_tensor *pre, const osp_tensor *norm,
-                         osp_tensor *dnorm, const osp_tensor *dq, osp_tensor *dpre, const osp_tensor **dpre_out) {
+                         osp_tensor *dnorm, osp_tensor *dq, osp_tensor *dpre, osp_tensor **dpre_out) {
   if (!c->qk_norm) {
     *dpre_out = dq;
     return OSP_OK;
@@ -94,6 +113,51 @@ static osp_status unnorm(const osp_model_config *c, const osp_tensor *pre, const
   OSP_TRY(osp_zero(dpre));
   *dpre_out = dpre;
   return osp_rmsnorm_backward(pre, norm, c->eps, dq, dpre, dnorm);
+}
+
+/* How many copies of the context the reference's cross-attention sees: under Skiparse a block's
+ * rows are the S = rows/B subsequences of the batch, and OSP-Next repeats the context S times
+ * before the k and v projections (PAPER.md 5.1). Under HiF8 their gradients are quantized over
+ * all S copies [S·B, L, C] before they add up, so the backward keeps each copy's; unquantized, the
+ * attention's backward sums them at once (1 copy). */
+static int64_t context_copies(const dit_block_tensors *t) {
+  return t->quant ? t->cq.shape[0] / t->ck.shape[0] : 1;
+}
+
+/* A [copies·B, L, C] view of a context-gradient buffer, `like` [B, L, C]. */
+static osp_tensor copies_view(const osp_tensor *buffer, int64_t copies, const osp_tensor *like) {
+  const int64_t shape[3] = {copies * like->shape[0], like->shape[1], like->shape[2]};
+  return osp_tensor_make(buffer->data, buffer->dtype, buffer->device, 3, shape);
+}
+
+/* k or v = context·Wᵀ + b over `copies` copies of the context: dy [copies·B, L, C] quantized as
+ * one tensor, then each copy's backward adds into dcontext and the parameters' gradients. */
+static osp_status context_linear_backward(const dit_block_tensors *t, const osp_linear_params *p, osp_tensor *dy,
+                                          int64_t copies, osp_tensor *dcontext, osp_linear_params *g) {
+  const int64_t B = t->context->shape[0];
+  osp_linear_params used;
+  OSP_TRY(dit_quant_linear_gradient(t->quant, dy));
+  OSP_TRY(dit_quant_weight(t->quant, p, &used));
+  for (int64_t s = 0; s < copies; s++) {
+    osp_tensor dy_s = osp_tensor_slice(dy, s * B, B);
+    OSP_TRY(linear_backward(t->context, &used, &dy_s, dcontext, g));
+  }
+  return OSP_OK;
+}
+
+/* The cross-attention's backward, copy by copy of the context: dq (its rows), dk, dv
+ * [copies·B, L, C] from da. */
+static osp_status cross_attend_backward(const osp_dit_tape *tape, const osp_model_config *c,
+                                        const dit_block_tensors *t, int64_t copies, const osp_tensor *da,
+                                        osp_tensor *dq, osp_tensor *dk, osp_tensor *dv) {
+  const int64_t rows = t->cq.shape[0] / copies, B = t->ck.shape[0];
+  for (int64_t s = 0; s < copies; s++) {
+    const osp_tensor cq = osp_tensor_slice(&t->cq, s * rows, rows), a2 = osp_tensor_slice(&t->a2, s * rows, rows);
+    const osp_tensor lse = osp_tensor_slice(&t->lse2, s * rows, rows), da_s = osp_tensor_slice(da, s * rows, rows);
+    osp_tensor dq_s = osp_tensor_slice(dq, s * rows, rows), dk_s = osp_tensor_slice(dk, s * B, B), dv_s = osp_tensor_slice(dv, s * B, B);
+    OSP_TRY(attention_backward(tape, c, &cq, &t->ck, &t->cv, NULL, &a2, &lse, &da_s, &dq_s, &dk_s, &dv_s));
+  }
+  return quantize_attention_gradients(t, dq, dk, dv);
 }
 
 /* x2 = x1 + CrossAttn(n2, context), n2 = LN_affine(x1): dx += ∂/∂x1 (it holds ∂/∂x2, which
@@ -106,23 +170,29 @@ static osp_status cross_attention_backward(osp_dit_tape *tape, const osp_dit *di
   OSP_TRY(osp_zero(&g->d_o));
   OSP_TRY(osp_gated_add_backward(&g->dx, &t->o2, NULL, &g->d_o, NULL));
   OSP_TRY(osp_zero(&g->da));
-  OSP_TRY(linear_backward(&t->a2, &a->proj[OSP_O], &g->d_o, &g->da, &ga->proj[OSP_O]));
-  osp_tensor dck = tape->dck, dcv = tape->dcv, dck_pre = tape->dck_pre;
-  OSP_TRY(attention_backward(tape, c, &t->cq, &t->ck, &t->cv, NULL, &t->a2, &t->lse2, &g->da, &g->dq, &dck, &dcv));
-  const osp_tensor *dpre;
+  OSP_TRY(block_linear_backward(t, &t->a2q, &a->proj[OSP_O], &g->d_o, &g->da, &ga->proj[OSP_O]));
+  const int64_t copies = context_copies(t), B = t->ck.shape[0];
+  osp_tensor dck = copies_view(&tape->dck, copies, &t->ck), dcv = copies_view(&tape->dcv, copies, &t->cv);
+  osp_tensor dck_pre = copies_view(&tape->dck_pre, copies, &t->ck);
+  OSP_TRY(cross_attend_backward(tape, c, t, copies, &g->da, &g->dq, &dck, &dcv));
+  osp_tensor *dpre;
   OSP_TRY(unnorm(c, &t->cq_pre, &a->norm_q, &ga->norm_q, &g->dq, &g->dpre, &dpre));
   if (c->cross_attn_norm) {
     OSP_TRY(osp_zero(&g->dn));
-    OSP_TRY(linear_backward(&t->n2, &a->proj[OSP_Q], dpre, &g->dn, &ga->proj[OSP_Q]));
+    OSP_TRY(block_linear_backward(t, &t->n2, &a->proj[OSP_Q], dpre, &g->dn, &ga->proj[OSP_Q]));
     OSP_TRY(osp_layernorm_backward(&t->x1, &b->cross_norm_weight, c->eps, &g->dn, &g->dx,
                                    &gb->cross_norm_weight, &gb->cross_norm_bias));
   } else {
-    OSP_TRY(linear_backward(&t->x1, &a->proj[OSP_Q], dpre, &g->dx, &ga->proj[OSP_Q]));
+    OSP_TRY(block_linear_backward(t, &t->x1, &a->proj[OSP_Q], dpre, &g->dx, &ga->proj[OSP_Q]));
   }
-  const osp_tensor *dck_pre_out;
-  OSP_TRY(unnorm(c, &t->ck_pre, &a->norm_k, &ga->norm_k, &dck, &dck_pre, &dck_pre_out));
-  OSP_TRY(linear_backward(t->context, &a->proj[OSP_K], dck_pre_out, &tape->dcontext, &ga->proj[OSP_K]));
-  return linear_backward(t->context, &a->proj[OSP_V], &dcv, &tape->dcontext, &ga->proj[OSP_V]);
+  osp_tensor *dk_pre = &dck; /* ∂/∂(context·Wkᵀ + b): through the norm when there is one */
+  for (int64_t s = 0; s < copies && c->qk_norm; s++) {
+    osp_tensor dck_s = osp_tensor_slice(&dck, s * B, B), dck_pre_s = osp_tensor_slice(&dck_pre, s * B, B), *out;
+    OSP_TRY(unnorm(c, &t->ck_pre, &a->norm_k, &ga->norm_k, &dck_s, &dck_pre_s, &out));
+    dk_pre = &dck_pre;
+  }
+  OSP_TRY(context_linear_backward(t, &a->proj[OSP_K], dk_pre, copies, &tape->dcontext, &ga->proj[OSP_K]));
+  return context_linear_backward(t, &a->proj[OSP_V], &dcv, copies, &tape->dcontext, &ga->proj[OSP_V]);
 }
 
 /* q or k of self-attention: RoPE undone on dq in place, the norm's backward, the projection's:
@@ -133,9 +203,9 @@ static osp_status project_rotated_backward(const osp_model_config *c, const dit_
                                            osp_tensor *dnorm, block_gradients *g) {
   osp_tensor heads = dit_split_heads(dq, c->num_heads);
   OSP_TRY(osp_rope_apply_backward(&heads, t->rope_cos, t->rope_sin));
-  const osp_tensor *dpre;
+  osp_tensor *dpre;
   OSP_TRY(unnorm(c, pre, norm, dnorm, dq, &g->dpre, &dpre));
-  return linear_backward(&t->n1, p, dpre, &g->dn, gp);
+  return block_linear_backward(t, &t->n1, p, dpre, &g->dn, gp);
 }
 
 /* Self-attention over every rank's tokens (Ulysses): dq, dk, dv (written) from da. */
@@ -145,8 +215,9 @@ static osp_status ulysses_backward(const osp_dit_tape *tape, const osp_model_con
   osp_tensor dah = dit_split_heads(&g->da, h), dqh = dit_split_heads(&g->dq, h);
   osp_tensor dkh = dit_split_heads(&g->dk, h), dvh = dit_split_heads(&g->dv, h);
   const osp_tensor *scratch = tape->backward_scratch.data ? &tape->backward_scratch : NULL;
+  const float hif8_max = t->quant && t->quant->attention ? t->quant->backward_max : 0.0f;
   return osp_ulysses_attention_backward(t->comm, t->ulysses, t->ulysses_kept, &dah, 1.0f / sqrtf((float)c->head_dim),
-                                        scratch, &dqh, &dkh, &dvh);
+                                        hif8_max, scratch, &dqh, &dkh, &dvh);
 }
 
 /* x1 = x_in + SelfAttn(n1)·gate, n1 = LN(x_in)·(1 + mod1) + mod0: dx += ∂/∂x_in. */
@@ -159,13 +230,17 @@ static osp_status self_attention_backward(osp_dit_tape *tape, const osp_dit *dit
   OSP_TRY(osp_zero(&g->d_o));
   OSP_TRY(osp_gated_add_backward(&g->dx, &t->o1, &gate, &g->d_o, &dgate));
   OSP_TRY(osp_zero(&g->da));
-  OSP_TRY(linear_backward(&t->a1, &a->proj[OSP_O], &g->d_o, &g->da, &ga->proj[OSP_O]));
-  if (t->ulysses) OSP_TRY(ulysses_backward(tape, c, t, g));
-  else OSP_TRY(attention_backward(tape, c, &t->q, &t->k, &t->v, t->key_mask, &t->a1, &t->lse1, &g->da, &g->dq, &g->dk, &g->dv));
+  OSP_TRY(block_linear_backward(t, &t->a1q, &a->proj[OSP_O], &g->d_o, &g->da, &ga->proj[OSP_O]));
+  if (t->ulysses) {
+    OSP_TRY(ulysses_backward(tape, c, t, g)); /* quantizes dq, dk, dv before they go back */
+  } else {
+    OSP_TRY(attention_backward(tape, c, &t->q, &t->k, &t->v, t->key_mask, &t->a1, &t->lse1, &g->da, &g->dq, &g->dk, &g->dv));
+    OSP_TRY(quantize_attention_gradients(t, &g->dq, &g->dk, &g->dv));
+  }
   OSP_TRY(osp_zero(&g->dn));
   OSP_TRY(project_rotated_backward(c, t, &a->proj[OSP_Q], &a->norm_q, &t->q_pre, &g->dq, &ga->proj[OSP_Q], &ga->norm_q, g));
   OSP_TRY(project_rotated_backward(c, t, &a->proj[OSP_K], &a->norm_k, &t->k_pre, &g->dk, &ga->proj[OSP_K], &ga->norm_k, g));
-  OSP_TRY(linear_backward(&t->n1, &a->proj[OSP_V], &g->dv, &g->dn, &ga->proj[OSP_V]));
+  OSP_TRY(block_linear_backward(t, &t->n1, &a->proj[OSP_V], &g->dv, &g->dn, &ga->proj[OSP_V]));
   osp_tensor scale = dit_table_row(&t->mod, 1);
   osp_tensor dshift = dit_table_row(&tape->dmod, 0), dscale = dit_table_row(&tape->dmod, 1);
   return layernorm_modulate_backward(tape, c->eps, &t->x_in, &scale, &g->dn, &g->dx, &dshift, &dscale);

@@ -119,28 +119,58 @@ static osp_status attend(const osp_model_config *c, const osp_tensor *q, const o
 static osp_status attend_ulysses(const osp_model_config *c, dit_block_tensors *t) {
   osp_tensor qh = dit_split_heads(&t->q, c->num_heads), kh = dit_split_heads(&t->k, c->num_heads);
   osp_tensor vh = dit_split_heads(&t->v, c->num_heads), oh = dit_split_heads(&t->a1, c->num_heads);
-  return osp_ulysses_attention(t->comm, t->ulysses, &qh, &kh, &vh, 1.0f / sqrtf((float)c->head_dim), t->scratch,
+  const float hif8_max = t->quant && t->quant->attention ? t->quant->forward_max : 0.0f;
+  return osp_ulysses_attention(t->comm, t->ulysses, &qh, &kh, &vh, 1.0f / sqrtf((float)c->head_dim), hif8_max, t->scratch,
                                t->ulysses_kept, &oh);
 }
 
+/* y = x·Wᵀ + b for one of a block's ten linears, with the weight quantized under HiF8 (the
+ * input was quantized by the step that made it). */
+static osp_status block_linear(const dit_block_tensors *t, const osp_tensor *x, const osp_linear_params *p,
+                               osp_tensor *y) {
+  osp_linear_params used;
+  OSP_TRY(dit_quant_weight(t->quant, p, &used));
+  return linear(x, &used, y);
+}
+
 /* q or k of self-attention: projection, RMSNorm over all heads when the model has qk_norm, and
- * RoPE at each token's position (one pass for the last two). */
+ * RoPE at each token's position (one pass for the last two); then quantized for attention. */
 static osp_status project_rotated(const osp_model_config *c, const osp_tensor *x, const osp_linear_params *p,
                                   const osp_tensor *norm, const dit_block_tensors *t, osp_tensor *pre,
                                   osp_tensor *y) {
-  OSP_TRY(linear(x, p, pre));
+  OSP_TRY(block_linear(t, x, p, pre));
   OSP_TRY(start_from(pre, y));
   osp_tensor heads = dit_split_heads(y, c->num_heads);
-  if (c->qk_norm) return osp_rmsnorm_rope(&heads, norm, c->eps, t->rope_cos, t->rope_sin);
-  return osp_rope_apply(&heads, t->rope_cos, t->rope_sin);
+  if (c->qk_norm) OSP_TRY(osp_rmsnorm_rope(&heads, norm, c->eps, t->rope_cos, t->rope_sin));
+  else OSP_TRY(osp_rope_apply(&heads, t->rope_cos, t->rope_sin));
+  return t->ulysses ? OSP_OK : dit_quant_attention_input(t->quant, y); /* Ulysses: after the exchange */
 }
 
-/* q or k of cross-attention: projection, then RMSNorm over all heads when the model has qk_norm. */
-static osp_status project_normed(const osp_model_config *c, const osp_tensor *x, const osp_linear_params *p,
-                                 const osp_tensor *norm, osp_tensor *pre, osp_tensor *y) {
-  OSP_TRY(linear(x, p, pre));
-  if (!c->qk_norm) return start_from(pre, y);
-  return osp_rmsnorm(pre, norm, c->eps, y);
+/* q or k of cross-attention: projection, then RMSNorm over all heads when the model has qk_norm;
+ * then quantized for attention. */
+static osp_status project_normed(const osp_model_config *c, const dit_block_tensors *t, const osp_tensor *x,
+                                 const osp_linear_params *p, const osp_tensor *norm, osp_tensor *pre,
+                                 osp_tensor *y) {
+  OSP_TRY(block_linear(t, x, p, pre));
+  if (c->qk_norm) OSP_TRY(osp_rmsnorm(pre, norm, c->eps, y));
+  else OSP_TRY(start_from(pre, y));
+  return dit_quant_attention_input(t->quant, y);
+}
+
+/* v: the projection, quantized for attention. */
+static osp_status project_value(const dit_block_tensors *t, const osp_tensor *x, const osp_linear_params *p,
+                                osp_tensor *v) {
+  OSP_TRY(block_linear(t, x, p, v));
+  return dit_quant_attention_input(t->quant, v);
+}
+
+/* The o projection of an attention's output: attended (quantized into `input` under HiF8; in place
+ * where they are one buffer). */
+static osp_status project_output(const dit_block_tensors *t, const osp_tensor *attended, osp_tensor *input,
+                                 const osp_linear_params *p, osp_tensor *y) {
+  OSP_TRY(start_from(attended, input));
+  OSP_TRY(dit_quant_linear_input(t->quant, input));
+  return block_linear(t, input, p, y);
 }
 
 /* x1 = x_in + SelfAttn(n1)·gate, n1 = LN(x_in)·(1 + scale) + shift, with RoPE on q and k; under
@@ -151,16 +181,19 @@ static osp_status self_attention(const osp_dit *dit, const osp_dit_block *b, dit
   const osp_attention_params *a = &b->self_attn;
   osp_tensor shift = dit_table_row(&t->mod, 0), scale = dit_table_row(&t->mod, 1), gate = dit_table_row(&t->mod, 2);
   OSP_TRY(osp_layernorm_modulate(&t->x_in, &shift, &scale, c->eps, &t->n1));
+  OSP_TRY(dit_quant_linear_input(t->quant, &t->n1));
   OSP_TRY(project_rotated(c, &t->n1, &a->proj[OSP_Q], &a->norm_q, t, &t->q_pre, &t->q));
   OSP_TRY(project_rotated(c, &t->n1, &a->proj[OSP_K], &a->norm_k, t, &t->k_pre, &t->k));
-  OSP_TRY(linear(&t->n1, &a->proj[OSP_V], &t->v));
+  OSP_TRY(block_linear(t, &t->n1, &a->proj[OSP_V], &t->v));
+  if (!t->ulysses) OSP_TRY(dit_quant_attention_input(t->quant, &t->v)); /* Ulysses: after the exchange */
   if (t->ulysses) OSP_TRY(attend_ulysses(c, t));
   else OSP_TRY(attend(c, &t->q, &t->k, &t->v, t->key_mask, t->scratch, &t->a1, &t->lse1));
-  OSP_TRY(linear(&t->a1, &a->proj[OSP_O], &t->o1));
+  OSP_TRY(project_output(t, &t->a1, &t->a1q, &a->proj[OSP_O], &t->o1));
   OSP_TRY(start_from(&t->x_in, &t->x1));
   if (!c->cross_attn_norm) return osp_gated_add(&t->x1, &t->o1, &gate);
-  return osp_gated_add_layernorm(&t->x1, &t->o1, &gate, &b->cross_norm_weight, &b->cross_norm_bias, NULL,
-                                 NULL, c->eps, &t->n2);
+  OSP_TRY(osp_gated_add_layernorm(&t->x1, &t->o1, &gate, &b->cross_norm_weight, &b->cross_norm_bias, NULL,
+                                 NULL, c->eps, &t->n2));
+  return dit_quant_linear_input(t->quant, &t->n2);
 }
 
 /* x2 = x1 + CrossAttn(n2, context): no modulation, no gate, no RoPE, no mask. The residual step
@@ -169,27 +202,31 @@ static osp_status cross_attention(const osp_dit *dit, const osp_dit_block *b, di
   const osp_model_config *c = &dit->config;
   const osp_attention_params *a = &b->cross_attn;
   const osp_tensor *query_input = c->cross_attn_norm ? &t->n2 : &t->x1;
-  OSP_TRY(project_normed(c, query_input, &a->proj[OSP_Q], &a->norm_q, &t->cq_pre, &t->cq));
-  OSP_TRY(project_normed(c, t->context, &a->proj[OSP_K], &a->norm_k, &t->ck_pre, &t->ck));
-  OSP_TRY(linear(t->context, &a->proj[OSP_V], &t->cv));
+  OSP_TRY(project_normed(c, t, query_input, &a->proj[OSP_Q], &a->norm_q, &t->cq_pre, &t->cq));
+  OSP_TRY(project_normed(c, t, t->context, &a->proj[OSP_K], &a->norm_k, &t->ck_pre, &t->ck));
+  OSP_TRY(project_value(t, t->context, &a->proj[OSP_V], &t->cv));
   OSP_TRY(attend(c, &t->cq, &t->ck, &t->cv, NULL, t->scratch, &t->a2, &t->lse2));
-  OSP_TRY(linear(&t->a2, &a->proj[OSP_O], &t->o2));
+  OSP_TRY(project_output(t, &t->a2, &t->a2q, &a->proj[OSP_O], &t->o2));
   OSP_TRY(start_from(&t->x1, &t->x2));
   osp_tensor shift = dit_table_row(&t->mod, 3), scale = dit_table_row(&t->mod, 4);
-  return osp_gated_add_layernorm(&t->x2, &t->o2, NULL, NULL, NULL, &shift, &scale, c->eps, &t->n3);
+  OSP_TRY(osp_gated_add_layernorm(&t->x2, &t->o2, NULL, NULL, NULL, &shift, &scale, c->eps, &t->n3));
+  return dit_quant_linear_input(t->quant, &t->n3);
 }
 
 /* x_out = gather_to_next(x2 + FFN(n3)·gate), FFN = Linear → GELU(tanh) → Linear. Where the next
  * block runs in another layout, the add and the gather are one pass (x2 is left as it was). */
 static osp_status feed_forward(const osp_dit *dit, const osp_dit_block *b, dit_block_tensors *t) {
   osp_tensor gate = dit_table_row(&t->mod, 5);
+  osp_linear_params ffn_in;
+  OSP_TRY(dit_quant_weight(t->quant, &b->ffn_in, &ffn_in));
   if (t->h_pre.data == t->h.data) {
-    OSP_TRY(osp_linear_gelu_tanh(&t->n3, &b->ffn_in.weight, &b->ffn_in.bias, &t->h));
+    OSP_TRY(osp_linear_gelu_tanh(&t->n3, &ffn_in.weight, &ffn_in.bias, &t->h));
   } else {
-    OSP_TRY(linear(&t->n3, &b->ffn_in, &t->h_pre));
+    OSP_TRY(linear(&t->n3, &ffn_in, &t->h_pre));
     OSP_TRY(osp_gelu_tanh(&t->h_pre, &t->h));
   }
-  OSP_TRY(linear(&t->h, &b->ffn_out, &t->o3));
+  OSP_TRY(dit_quant_linear_input(t->quant, &t->h));
+  OSP_TRY(block_linear(t, &t->h, &b->ffn_out, &t->o3));
   if (t->to_next) return osp_gated_add_gather(&t->x2, &t->o3, &gate, t->to_next, &t->x_out);
   OSP_TRY(start_from(&t->x2, &t->x_out));
   return osp_gated_add(&t->x_out, &t->o3, &gate);

@@ -9,6 +9,18 @@
 #include "parallel/ulysses.h"
 #include "sparse/plan.h"
 
+/* HiF8 in the blocks (PAPER.md 7.4) as OSP-Next simulates it: quantize-dequantize with one
+ * absmax scale per tensor, here the whole tensor this rank holds. The forward quantizes the
+ * input and the weight of each of the ten linears (quant) and q, k, v entering attention
+ * (quant_attn) with smax forward_max; the backward quantizes each linear's output gradient and
+ * dq, dk, dv with backward_max, and passes gradients through the quantizers unchanged
+ * (straight-through). A step's tensors hold NULL where the config quantizes nothing. */
+typedef struct {
+  bool linears, attention;
+  float forward_max, backward_max;
+  osp_tensor weight; /* scratch as large as the largest block weight, in the weights' dtype */
+} dit_quant;
+
 /* One block's tensors. Per-token ones are [rows, tokens, ·] views in the block's layout (x_out in
  * the next block's); context ones [B, L, C]. With mod = modulation + e0 (rows: shift, scale, gate
  * of attention; shift, scale, gate of the FFN), the block computes:
@@ -20,10 +32,14 @@
  *   x_out = gather_to_next(x2 + o3·mod5)
  * Tensors may share memory where the forward alone runs: x_in = x1 = x2 (= x_out without a layout
  * change) is updated in place; q_pre = q (the norm and RoPE work in place); h_pre = h (GELU in the
- * matmul's epilogue). lse1, lse2 f32 [rows, heads, tokens] are kept when their data is not NULL. */
+ * matmul's epilogue). lse1, lse2 f32 [rows, heads, tokens] are kept when their data is not NULL.
+ * Under HiF8 the linears' inputs n1, n2 (x1 without cross_attn_norm), n3 and h, and q, k, v, cq,
+ * ck, cv, are quantized in place (they are what the backward needs); a1q, a2q are the inputs of
+ * the o projections: a1 and a2 quantized, in place where only the forward runs (training keeps a1
+ * and a2 for the attention's backward). The context is quantized once, before the blocks. */
 typedef struct {
-  osp_tensor x_in, n1, q_pre, k_pre, q, k, v, a1, lse1, o1, x1, n2, cq_pre, cq, a2, lse2, o2, x2, n3,
-      h_pre, h, o3, x_out;
+  osp_tensor x_in, n1, q_pre, k_pre, q, k, v, a1, a1q, lse1, o1, x1, n2, cq_pre, cq, a2, a2q, lse2, o2, x2,
+      n3, h_pre, h, o3, x_out;
   osp_tensor ck_pre, ck, cv; /* [B, L, C] */
   osp_tensor mod;            /* f32 [B, 6, C] */
   const osp_tensor *context; /* [B, L, C] */
@@ -34,6 +50,7 @@ typedef struct {
   const osp_ulysses *ulysses;  /* NULL: self-attention on this rank's rows; else Ulysses over comm */
   const osp_ulysses_gathered *ulysses_kept; /* training: where Ulysses keeps its gathered tensors */
   osp_comm *comm;
+  const dit_quant *quant;      /* NULL: no quantization */
 } dit_block_tensors;
 
 /* The time embedding: sinusoid(t) → time_in → t_pre; t_act = SiLU(t_pre) → time_out → e;
@@ -54,6 +71,20 @@ typedef struct {
 typedef struct {
   osp_tensor x, head_mod, normed, tokens;
 } dit_head_tensors;
+
+/* HiF8 (dit_quant.c). The quantization a config asks for, its weight scratch taken from `a` in
+ * `weight_dtype`; *on is false (and nothing taken) when it asks for none. */
+osp_status dit_quant_plan(const osp_model_config *c, osp_dtype weight_dtype, osp_arena *a, dit_quant *q, bool *on);
+/* x quantized in place with the forward's smax: a linear's input (quant), or q, k, v (quant_attn);
+ * nothing where q is NULL or that part is off. */
+osp_status dit_quant_linear_input(const dit_quant *q, osp_tensor *x);
+osp_status dit_quant_attention_input(const dit_quant *q, osp_tensor *x);
+/* The parameters a linear computes with: p itself, or its weight quantized into the scratch. */
+osp_status dit_quant_weight(const dit_quant *q, const osp_linear_params *p, osp_linear_params *used);
+/* A gradient quantized in place with the backward's smax: a linear's output gradient, or dq, dk,
+ * dv. */
+osp_status dit_quant_linear_gradient(const dit_quant *q, osp_tensor *g);
+osp_status dit_quant_attention_gradient(const dit_quant *q, osp_tensor *g);
 
 /* Steps of the forward (dit_block.c). */
 osp_status dit_embed_time(const osp_dit *dit, const osp_tensor *timestep, dit_time_tensors *t);

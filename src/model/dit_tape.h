@@ -12,6 +12,7 @@ typedef struct {
   osp_tensor n1, q_pre, k_pre, q, k, v, a1, lse1, o1, x1, n2, cq_pre, cq, a2, lse2, o2, x2, n3, h_pre,
       h, o3;
   osp_tensor ck_pre, ck, cv;
+  osp_tensor a1q, a2q; /* the o projections' quantized inputs (HiF8 only; else a1, a2 serve) */
   osp_tensor uq, uk, uv, ua, ulse; /* Ulysses' gathered q, k, v, output and lse, flat (sequence parallel) */
 } dit_block_record;
 
@@ -34,6 +35,8 @@ struct osp_dit_tape {
   osp_tensor mod; /* f32 [B, 6, C] */
   osp_tensor rope_cos[OSP_PATTERN_COUNT], rope_sin[OSP_PATTERN_COUNT];
   osp_tensor attention_scratch, backward_scratch; /* u8; data NULL where none is needed */
+  dit_quant quant; /* HiF8, with its weight scratch */
+  bool quantized;  /* whether the config quantizes anything */
   /* Backward: gradients of the tensors above, named d<tensor>. Per-token ones [slots, ·] are
    * reused block after block: dx and dx_spare carry ∂loss/∂(residual stream) between blocks, ln
    * holds a recomputed LN(x) without modulation. */

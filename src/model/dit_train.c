@@ -55,6 +55,10 @@ static void plan_record(planner *p, const osp_dit_tape *tape, const osp_model_co
   context_sized(p, tape, c, &r->ck_pre);
   context_sized(p, tape, c, &r->ck);
   context_sized(p, tape, c, &r->cv);
+  if (c->quant == OSP_QUANT_HIF8) {
+    tokens(p, tape, &r->a1q, c->dim);
+    tokens(p, tape, &r->a2q, c->dim);
+  }
   if (tape->comm) plan_ulysses_record(p, tape, r);
 }
 
@@ -105,6 +109,7 @@ static void plan_forward(planner *p, osp_dit_tape *tape, const osp_model_config 
   if (p->status == OSP_OK) p->status = dit_allocate_rope(p->a, c, &tape->plan, tape->rope_cos, tape->rope_sin);
   const int64_t scratch = (int64_t)osp_attention_scratch_bytes(tape->device);
   if (scratch) take(p, &tape->attention_scratch, OSP_U8, 1, &scratch);
+  if (p->status == OSP_OK) p->status = dit_quant_plan(c, tape->dtype, p->a, &tape->quant, &tape->quantized);
 }
 
 static void plan_backward(planner *p, osp_dit_tape *tape, const osp_model_config *c) {
@@ -120,7 +125,15 @@ static void plan_backward(planner *p, osp_dit_tape *tape, const osp_model_config
   for (size_t i = 0; i < sizeof per_token / sizeof per_token[0]; i++) tokens(p, tape, per_token[i], C);
   tokens(p, tape, &tape->dh, c->ffn_dim);
   tokens(p, tape, &tape->dh_pre, c->ffn_dim);
-  osp_tensor *context[] = {&tape->dck, &tape->dcv, &tape->dck_pre, &tape->dcontext, &tape->dc_act, &tape->dc_pre};
+  /* the cross-attention's k and v gradients: per copy of the context under HiF8 (dit_backward.c) */
+  int64_t copies = 1;
+  for (int k = 0; k < OSP_PATTERN_COUNT && tape->quantized; k++)
+    if (tape->plan.used[k] && tape->plan.layout[k].rows / B > copies) copies = tape->plan.layout[k].rows / B;
+  const int64_t kv_shape[3] = {copies * B, tape->options.text_rows, C};
+  take(p, &tape->dck, D, 3, kv_shape);
+  take(p, &tape->dcv, D, 3, kv_shape);
+  take(p, &tape->dck_pre, D, 3, kv_shape);
+  osp_tensor *context[] = {&tape->dcontext, &tape->dc_act, &tape->dc_pre};
   for (size_t i = 0; i < sizeof context / sizeof context[0]; i++) context_sized(p, tape, c, context[i]);
   take(p, &tape->dmod, OSP_F32, 3, (int64_t[]){B, 6, C});
   take(p, &tape->de0, OSP_F32, 3, (int64_t[]){B, 6, C});
@@ -147,7 +160,7 @@ static osp_status plan_tape(const osp_dit *dit, osp_arena *host, osp_arena *a, o
     OSP_TRY(osp_sp_plan_make(tape->comm, tape->options.mode, &dit->config, &tape->plan, host, &tape->sp));
     tape->plan = tape->sp.local;
     for (int k = 0; k < OSP_PATTERN_COUNT; k++)
-      if (tape->sp.samples[k] != tape->options.batch)
+      if (tape->plan.used[k] && tape->sp.samples[k] != tape->options.batch)
         return osp_fail(OSP_ERR_UNSUPPORTED,
                         "training over %d ranks: SSP gives each rank fewer subsequence rows than the batch has "
                         "samples; the backward needs every sample on every rank (use at most P^2 = %d ranks "
@@ -268,6 +281,7 @@ dit_block_tensors dit_tape_block(osp_dit_tape *tape, const osp_dit *dit, int ind
       .q_pre = dit_in_layout(&r->q_pre, l), .k_pre = dit_in_layout(&r->k_pre, l), .q = dit_in_layout(&r->q, l),
       .k = dit_in_layout(&r->k, l), .v = dit_in_layout(&r->v, l), .a1 = dit_in_layout(&r->a1, l),
       .lse1 = lse_in_layout(&r->lse1, l, c->num_heads), .o1 = dit_in_layout(&r->o1, l),
+      .a1q = dit_in_layout(r->a1q.data ? &r->a1q : &r->a1, l), .a2q = dit_in_layout(r->a2q.data ? &r->a2q : &r->a2, l),
       .x1 = dit_in_layout(&r->x1, l), .n2 = dit_in_layout(&r->n2, l), .cq_pre = dit_in_layout(&r->cq_pre, l),
       .cq = dit_in_layout(&r->cq, l), .a2 = dit_in_layout(&r->a2, l),
       .lse2 = lse_in_layout(&r->lse2, l, c->num_heads), .o2 = dit_in_layout(&r->o2, l),
@@ -280,6 +294,7 @@ dit_block_tensors dit_tape_block(osp_dit_tape *tape, const osp_dit *dit, int ind
       .key_mask = tape->plan.key_mask[k].data ? &tape->plan.key_mask[k] : NULL,
       .to_next = next == k || moves_between_ranks ? NULL : &tape->plan.gather[k][next],
       .scratch = tape->attention_scratch.data ? &tape->attention_scratch : NULL,
+      .quant = tape->quantized ? &tape->quant : NULL,
   };
   if (tape->comm && tape->sp.band_split[k]) {
     t.ulysses = &tape->sp.ulysses[k];
@@ -319,6 +334,8 @@ osp_status osp_dit_forward_train(const osp_dit *dit, osp_dit_tape *tape, const o
   }
   OSP_TRY(dit_embed_time(dit, &tape->timestep, &tape->time));
   OSP_TRY(dit_embed_text(dit, &tape->text, &tape->text_embed));
+  /* the cross-attention's k and v of every block read the context: quantized once */
+  OSP_TRY(dit_quant_linear_input(tape->quantized ? &tape->quant : NULL, &tape->text_embed.context));
   OSP_TRY(dit_rope_tables(dit, &tape->plan, tape->rope_cos, tape->rope_sin));
   for (int i = 0; i < c->num_layers; i++) {
     dit_block_tensors t = dit_tape_block(tape, dit, i);

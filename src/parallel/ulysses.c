@@ -135,13 +135,14 @@ static osp_status gather_heads(osp_comm *comm, const osp_ulysses *u, const osp_t
 }
 
 osp_status osp_ulysses_attention(osp_comm *comm, const osp_ulysses *u, const osp_tensor *q,
-                                 const osp_tensor *k, const osp_tensor *v, float scale,
+                                 const osp_tensor *k, const osp_tensor *v, float scale, float hif8_max,
                                  const osp_tensor *scratch, const osp_ulysses_gathered *keep,
                                  osp_tensor *out) {
   const osp_tensor *local[3] = {q, k, v};
   osp_ulysses_gathered g = keep ? *keep : (osp_ulysses_gathered){.q = u->q, .k = u->k, .v = u->v, .out = u->out};
   osp_tensor *gathered[3] = {&g.q, &g.k, &g.v};
   for (int i = 0; i < 3; i++) OSP_TRY(scatter_heads(comm, u, local[i], gathered[i]));
+  for (int i = 0; i < 3 && hif8_max > 0; i++) OSP_TRY(osp_hif8_quantize(gathered[i], hif8_max, gathered[i]));
   const osp_tensor *mask = u->key_mask.data ? &u->key_mask : NULL;
   if (g.lse.data) OSP_TRY(osp_attention_forward_lse(&g.q, &g.k, &g.v, mask, scale, scratch, &g.out, &g.lse));
   else OSP_TRY(osp_attention(&g.q, &g.k, &g.v, mask, scale, scratch, &g.out));
@@ -149,8 +150,8 @@ osp_status osp_ulysses_attention(osp_comm *comm, const osp_ulysses *u, const osp
 }
 
 osp_status osp_ulysses_attention_backward(osp_comm *comm, const osp_ulysses *u, const osp_ulysses_gathered *kept,
-                                          const osp_tensor *dout, float scale, const osp_tensor *scratch,
-                                          osp_tensor *dq, osp_tensor *dk, osp_tensor *dv) {
+                                          const osp_tensor *dout, float scale, float hif8_max,
+                                          const osp_tensor *scratch, osp_tensor *dq, osp_tensor *dk, osp_tensor *dv) {
   osp_tensor dout_g = u->out, dq_g = u->q, dk_g = u->k, dv_g = u->v;
   OSP_TRY(scatter_heads(comm, u, dout, &dout_g));
   OSP_TRY(osp_zero(&dq_g));
@@ -159,6 +160,8 @@ osp_status osp_ulysses_attention_backward(osp_comm *comm, const osp_ulysses *u, 
   const osp_tensor *mask = u->key_mask.data ? &u->key_mask : NULL;
   OSP_TRY(osp_attention_backward(&kept->q, &kept->k, &kept->v, mask, scale, &kept->out, &kept->lse, &dout_g,
                                  scratch, &dq_g, &dk_g, &dv_g));
+  osp_tensor *gradients[3] = {&dq_g, &dk_g, &dv_g};
+  for (int i = 0; i < 3 && hif8_max > 0; i++) OSP_TRY(osp_hif8_quantize(gradients[i], hif8_max, gradients[i]));
   OSP_TRY(gather_heads(comm, u, &dq_g, dq));
   OSP_TRY(gather_heads(comm, u, &dk_g, dk));
   return gather_heads(comm, u, &dv_g, dv);

@@ -43,16 +43,19 @@ typedef struct {
 
 /* out = attention over every rank's tokens of q, k, v: all four [rows, tokens, heads, D] on this
  * rank; scratch as osp_attention's. `keep` NULL: the gathered tensors go to u's own buffers and
- * no log-sum-exp is kept; else into keep's (training). */
+ * no log-sum-exp is kept; else into keep's (training). hif8_max > 0: the gathered q, k, v (this
+ * rank's head group over the whole sequence) are HiF8-quantized with that smax first, where
+ * OSP-Next quantizes them under Ulysses (PAPER.md 7.3); 0: not quantized. */
 osp_status osp_ulysses_attention(osp_comm *comm, const osp_ulysses *u, const osp_tensor *q,
-                                 const osp_tensor *k, const osp_tensor *v, float scale,
+                                 const osp_tensor *k, const osp_tensor *v, float scale, float hif8_max,
                                  const osp_tensor *scratch, const osp_ulysses_gathered *keep,
                                  osp_tensor *out);
 /* Its backward: dq, dk, dv (this rank's, written) from dout (this rank's), through the kept
  * gathered tensors: dout goes out as q did, attention's backward runs on the gathered heads (in u's
- * own buffers), and the gradients come back as the output did: four all-to-alls. */
+ * own buffers), and the gradients come back as the output did: four all-to-alls. hif8_max > 0:
+ * the gathered gradients are HiF8-quantized with that smax before they go back. */
 osp_status osp_ulysses_attention_backward(osp_comm *comm, const osp_ulysses *u, const osp_ulysses_gathered *kept,
-                                          const osp_tensor *dout, float scale, const osp_tensor *scratch,
-                                          osp_tensor *dq, osp_tensor *dk, osp_tensor *dv);
+                                          const osp_tensor *dout, float scale, float hif8_max,
+                                          const osp_tensor *scratch, osp_tensor *dq, osp_tensor *dk, osp_tensor *dv);
 
 #endif

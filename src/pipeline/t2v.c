@@ -15,10 +15,12 @@ static const uint32_t noise_stream = 0x4E4F4953u; /* "NOIS" */
 
 /* ---- The model folder ------------------------------------------------------------------------- */
 
-static osp_status load_dit(const osp_model_dir *files, osp_device device, const char *schedule, osp_dit *dit) {
+static osp_status load_dit(const osp_model_dir *files, osp_device device, const osp_t2v_overrides *overrides,
+                           osp_dit *dit) {
   osp_model_config config;
   OSP_TRY(osp_config_load(files->dit_config, &config));
-  if (schedule) OSP_TRY(osp_config_set_schedule("--schedule", schedule, &config));
+  if (overrides && overrides->schedule) OSP_TRY(osp_config_set_schedule("--schedule", overrides->schedule, &config));
+  if (overrides && overrides->quant) OSP_TRY(osp_config_set_quant("--quant", overrides->quant, &config));
   if (device == OSP_CPU) return osp_dit_load(&config, files->dit_weights, dit); /* converted to f32 on load */
   osp_dit host;
   OSP_TRY(osp_dit_load(&config, files->dit_weights, &host));
@@ -27,12 +29,13 @@ static osp_status load_dit(const osp_model_dir *files, osp_device device, const 
   return status;
 }
 
-osp_status osp_t2v_model_load(const char *dir, osp_device device, const char *schedule, osp_t2v_model *out) {
+osp_status osp_t2v_model_load(const char *dir, osp_device device, const osp_t2v_overrides *overrides,
+                              osp_t2v_model *out) {
   *out = (osp_t2v_model){0};
   osp_model_dir *files = &out->files;
   osp_status status = osp_model_dir_read(dir, files);
   if (status == OSP_OK) out->defaults = files->defaults;
-  if (status == OSP_OK) status = load_dit(files, device, schedule, &out->dit);
+  if (status == OSP_OK) status = load_dit(files, device, overrides, &out->dit);
   if (status == OSP_OK) status = osp_t2v_text_load(files, out->dit.config.text_dim, &out->text);
   if (status == OSP_OK) status = osp_t2v_video_load(files, out->dit.config.in_channels, &out->video);
   if (status != OSP_OK) {
@@ -101,7 +104,31 @@ static osp_status start_noise(const osp_t2v_request *r, buffers *b) {
   return osp_copy(r->noise, &b->x);
 }
 
-/* The velocity at step i: one forward of x for each pass, combined by the guidance scale. */
+/* Whether the conditional and unconditional passes run as forwards of their own: under HiF8,
+ * whose per-tensor scales OSP-Next takes per pass (PAPER.md 7.3), unless CFG parallelism already
+ * gives each pass its own ranks. */
+static bool separate_passes(const osp_t2v_model *model, const buffers *b) {
+  const osp_model_config *c = &model->dit.config;
+  const bool quantized = c->quant != OSP_QUANT_NONE || c->quant_attn != OSP_QUANT_NONE;
+  const bool cfg_parallel = model->parallel.batch && osp_comm_size(model->parallel.batch) > 1;
+  return quantized && b->passes > 1 && !cfg_parallel;
+}
+
+/* The DiT's velocity for the batch of passes: one forward, or one per pass. */
+static osp_status forward_passes(const osp_t2v_model *model, buffers *b) {
+  if (!separate_passes(model, b))
+    return osp_dit_forward_parallel(&model->dit, &model->parallel, &b->batch, &b->timestep, &b->context,
+                                    &b->velocity, NULL);
+  for (int p = 0; p < b->passes; p++) {
+    const osp_tensor x = osp_tensor_slice(&b->batch, p, 1), t = osp_tensor_slice(&b->timestep, p, 1);
+    const osp_tensor context = osp_tensor_slice(&b->context, p, 1);
+    osp_tensor velocity = osp_tensor_slice(&b->velocity, p, 1);
+    OSP_TRY(osp_dit_forward_parallel(&model->dit, &model->parallel, &x, &t, &context, &velocity, NULL));
+  }
+  return OSP_OK;
+}
+
+/* The velocity at step i: a forward of x for each pass, combined by the guidance scale. */
 static osp_status guided_velocity(const osp_t2v_model *model, const osp_t2v_settings *s, const osp_sampler *sampler,
                                   int i, buffers *b) {
   const size_t n = (size_t)osp_tensor_numel(&b->x);
@@ -109,8 +136,7 @@ static osp_status guided_velocity(const osp_t2v_model *model, const osp_t2v_sett
     memcpy((float *)b->batch.data + p * n, b->x.data, n * sizeof(float));
     ((float *)b->timestep.data)[p] = (float)osp_sampler_timestep(sampler, i);
   }
-  OSP_TRY(osp_dit_forward_parallel(&model->dit, &model->parallel, &b->batch, &b->timestep, &b->context,
-                                   &b->velocity, NULL));
+  OSP_TRY(forward_passes(model, b));
   if (b->passes == 1) return osp_copy(&b->velocity, &b->guided);
   const osp_tensor cond = osp_tensor_make(b->velocity.data, OSP_F32, OSP_CPU, 5, b->x.shape);
   const osp_tensor uncond = osp_tensor_make((float *)b->velocity.data + n, OSP_F32, OSP_CPU, 5, b->x.shape);

@@ -31,9 +31,16 @@ typedef struct {
   osp_dit_parallel parallel; /* how its forwards spread over ranks (all zero: this rank alone) */
 } osp_t2v_model;
 
-/* Loads the model folder's DiT (on `device`, with `schedule` overriding the config's when not
- * NULL), text side and video side. Errors name the file and the key. */
-osp_status osp_t2v_model_load(const char *dir, osp_device device, const char *schedule, osp_t2v_model *out);
+/* What the command line overrides in the DiT's config (NULL: the config's own). */
+typedef struct {
+  const char *schedule; /* osp_config_set_schedule's spec */
+  const char *quant;    /* osp_config_set_quant's: "hif8" or "none" */
+} osp_t2v_overrides;
+
+/* Loads the model folder's DiT (on `device`, its config with the overrides), text side and video
+ * side. Errors name the file and the key. */
+osp_status osp_t2v_model_load(const char *dir, osp_device device, const osp_t2v_overrides *overrides,
+                              osp_t2v_model *out);
 void osp_t2v_model_free(osp_t2v_model *model);
 
 /* Hears of each finished sampling step (i from 1 to steps) and the seconds since the start. */

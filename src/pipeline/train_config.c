@@ -117,13 +117,13 @@ static osp_status read_text(const reader *model, osp_train_config *c) {
 }
 
 static osp_status read_model(const reader *top, osp_train_config *c) {
-  static const char *const known[] = {"preset", "config", "weights", "schedule", "sparse_ratio",
+  static const char *const known[] = {"preset", "config", "weights", "schedule", "sparse_ratio", "quant",
                                       "random_weights_seed", "text", NULL};
   reader r;
   bool found;
   OSP_TRY(enter(top, "model", known, &r, &found));
   if (!found) return fail_key(top, "model", "an object with \"preset\" or \"config\"");
-  const char *preset, *schedule;
+  const char *preset, *schedule, *quant;
   char config[OSP_PATH_BYTES] = "";
   OSP_TRY(read_string(&r, "preset", &preset));
   OSP_TRY(read_path(&r, "config", config));
@@ -137,6 +137,8 @@ static osp_status read_model(const reader *top, osp_train_config *c) {
   if (schedule) OSP_TRY(osp_config_set_schedule(r.path, schedule, &c->model));
   OSP_TRY(read_integer(&r, "sparse_ratio", 1, &ratio));
   if (ratio) OSP_TRY(osp_config_set_sparse_ratio(r.path, (int)ratio, &c->model));
+  OSP_TRY(read_string(&r, "quant", &quant));
+  if (quant) OSP_TRY(osp_config_set_quant(r.path, quant, &c->model));
   return read_text(&r, c);
 }
 
