@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "cli_ranks.h"
 #include "commands.h"
+#include "core/files.h"
 #include "core/status.h"
 #include "pipeline/train.h"
 
@@ -45,8 +46,7 @@ static void report(const osp_train_metrics *m, void *user) {
 
 static osp_status open_log(const osp_train_config *config, reporter *r) {
   char path[OSP_PATH_BYTES + 32];
-  if (mkdir(config->output, 0777) != 0 && errno != EEXIST)
-    return osp_fail(OSP_ERR_IO, "%s: cannot create the output folder: %s", config->output, strerror(errno));
+  OSP_TRY(osp_make_folders(config->output));
   snprintf(path, sizeof path, "%s/metrics.jsonl", config->output);
   r->log = fopen(path, "a");
   if (!r->log) return osp_fail(OSP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));

@@ -4,7 +4,14 @@
  * rounding of activations to bf16 between ops (8 significant bits), which compounds over layers:
  * the velocity must agree within 3% of its largest magnitude, and on average within 1%.
  * Cases: the tiny configs of the parity suite (head_dim 32/64/128, dense and Skiparse schedules)
- * and one block shaped like Wan2.1-1.3B. Exits 77 (skip) where there is no GPU. */
+ * and one block shaped like Wan2.1-1.3B. Exits 77 (skip) where there is no GPU.
+ *
+ * Under HiF8 (quant and quant_attn) bf16 rounding moves some values across HiF8's rounding
+ * boundaries (a whole step, 1/8 to 1/2 of a value), and in these tiny random models HiF8 moves the
+ * velocity by about as much as bf16 does (~2%), so the two forwards cannot agree as closely as the
+ * quantizer's bits do (test_cuda_quant: bit for bit). Checked: the CUDA HiF8 velocity is nearer
+ * the CPU's HiF8 velocity than the CPU's unquantized one (CUDA quantizes, and as the CPU does),
+ * and within 5% of it on average. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +61,36 @@ static void compare(const osp_tensor *got, const osp_tensor *want, double *max_r
   *mean_rel = sum_diff / sum_ref;
 }
 
-static void run_case(const dit_case *c, osp_model_config config) {
+/* The CUDA and CPU velocities of one case (want: the CPU's); false where a forward failed. */
+static bool forward_both(const dit_case *c, const osp_dit *gpu, const osp_dit *cpu, const osp_tensor *latents,
+                         const osp_tensor *timestep, const osp_tensor *context, osp_tensor *got, osp_tensor *want) {
+  osp_status status = osp_dit_forward(cpu, latents, timestep, context, want);
+  if (status == OSP_OK) status = osp_dit_forward(gpu, latents, timestep, context, got);
+  CHECK(status == OSP_OK);
+  if (status != OSP_OK) fprintf(stderr, "%s: %s\n", c->name, osp_last_error());
+  return status == OSP_OK;
+}
+
+/* Both DiTs again with HiF8 on (the weights are the same: quantization happens in the forward). */
+static void run_quantized(const dit_case *c, osp_dit *gpu, osp_dit *cpu, const osp_tensor *latents,
+                          const osp_tensor *timestep, const osp_tensor *context, const osp_tensor *plain) {
+  osp_tensor got = host_zeros(5, plain->shape), want = host_zeros(5, plain->shape);
+  gpu->config.quant = gpu->config.quant_attn = cpu->config.quant = cpu->config.quant_attn = OSP_QUANT_HIF8;
+  if (forward_both(c, gpu, cpu, latents, timestep, context, &got, &want)) {
+    double max_rel, mean_rel, plain_max, plain_mean;
+    compare(&got, &want, &max_rel, &mean_rel);
+    compare(&got, plain, &plain_max, &plain_mean);
+    printf("%-28s HiF8 velocity vs CPU HiF8: max %.2e, mean %.2e; vs CPU unquantized: mean %.2e\n", c->name,
+           max_rel, mean_rel, plain_mean);
+    CHECK(mean_rel < plain_mean);
+    CHECK(mean_rel <= 5e-2);
+  }
+  gpu->config.quant = gpu->config.quant_attn = cpu->config.quant = cpu->config.quant_attn = OSP_QUANT_NONE;
+  free(got.data);
+  free(want.data);
+}
+
+static void run_case(const dit_case *c, osp_model_config config, bool quantized) {
   if (c->schedule) {
     CHECK(osp_config_set_schedule(c->name, c->schedule, &config) == OSP_OK);
     CHECK(osp_config_set_sparse_ratio(c->name, 2, &config) == OSP_OK);
@@ -76,17 +112,13 @@ static void run_case(const dit_case *c, osp_model_config config) {
   osp_tensor timestep = host_zeros(1, (int64_t[]){l[0]});
   for (int64_t b = 0; b < l[0]; b++) ((float *)timestep.data)[b] = 999.0f * (float)(b + 1) / (float)(l[0] + 1);
   osp_tensor want = host_zeros(5, l), got = host_zeros(5, l);
-  status = osp_dit_forward(&cpu, &latents, &timestep, &context, &want);
-  CHECK(status == OSP_OK);
-  if (status == OSP_OK) status = osp_dit_forward(&gpu, &latents, &timestep, &context, &got);
-  CHECK(status == OSP_OK);
-  if (status != OSP_OK) fprintf(stderr, "%s: %s\n", c->name, osp_last_error());
-  double max_rel = 0, mean_rel = 0;
-  if (status == OSP_OK) {
+  if (forward_both(c, &gpu, &cpu, &latents, &timestep, &context, &got, &want)) {
+    double max_rel = 0, mean_rel = 0;
     compare(&got, &want, &max_rel, &mean_rel);
     printf("%-28s velocity vs CPU: max %.2e, mean %.2e (relative)\n", c->name, max_rel, mean_rel);
     CHECK(max_rel <= 3e-2);
     CHECK(mean_rel <= 1e-2);
+    if (quantized) run_quantized(c, &gpu, &cpu, &latents, &timestep, &context, &want);
   }
   free(latents.data);
   free(context.data);
@@ -112,7 +144,7 @@ int main(void) {
       {"c3 3x128 full,token,group", 3, 3, 128, 512, 16, 256, "full,token,group", {1, 16, 5, 10, 26}, 9},
       {"c5 3x32 full,token,full", 3, 3, 32, 160, 16, 256, "full,token,full", {1, 16, 3, 14, 18}, 4},
   };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], tiny_config(&cases[i]));
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i], tiny_config(&cases[i]), true);
 
   /* One block of Wan2.1-1.3B (dim 1536, 12 heads x 128, FFN 8960, text 4096) on 2 x 8 x 8 tokens,
    * dense and token-wise. */
@@ -120,8 +152,8 @@ int main(void) {
   CHECK(osp_config_preset("wan2.1-t2v-1.3b", &wan) == OSP_OK);
   wan.num_layers = 1;
   wan.num_full_blocks = 1;
-  run_case(&(dit_case){"wan2.1-1.3b block", .latents = {1, 16, 2, 16, 16}, .text_rows = 32}, wan);
+  run_case(&(dit_case){"wan2.1-1.3b block", .latents = {1, 16, 2, 16, 16}, .text_rows = 32}, wan, true);
   run_case(&(dit_case){"wan2.1-1.3b block token", .schedule = "token", .latents = {1, 16, 2, 18, 22},
-                       .text_rows = 32}, wan);
+                       .text_rows = 32}, wan, false);
   return test_summary("test_cuda_dit");
 }
