@@ -106,9 +106,7 @@ static osp_status causal_conv(vae_run *r, const osp_vae_conv *c, const osp_tenso
 
 /* y = SiLU(RMS_norm(x)) over channels; y may be x. */
 static osp_status norm_silu(const vae_run *r, const osp_tensor *x, const osp_tensor *gamma, osp_tensor *y) {
-  if (r->measuring) return OSP_OK;
-  OSP_TRY(osp_channel_rmsnorm(x, gamma, NULL, y));
-  return osp_silu(y, y);
+  return r->measuring ? OSP_OK : osp_channel_rmsnorm_silu(x, gamma, y);
 }
 
 static osp_status add_in_place(const vae_run *r, osp_tensor *y, const osp_tensor *x) {
