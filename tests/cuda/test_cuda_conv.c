@@ -343,6 +343,86 @@ static void test_attention_384(int64_t batch, int64_t queries, int64_t keys) {
   free_host(&q), free_host(&k), free_host(&v), free_host(&want);
 }
 
+/* ---- The tiny VAE on both devices ------------------------------------------------------------- */
+
+/* max|got − want| ≤ 3% of max|want| and mean|got − want| ≤ 1% of mean|want|. */
+static void check_model_output(const char *what, const osp_tensor *got, const osp_tensor *want) {
+  const float *g = got->data, *w = want->data;
+  double max_diff = 0, max_ref = 0, sum_diff = 0, sum_ref = 0;
+  for (int64_t i = 0; i < osp_tensor_numel(want); i++) {
+    const double d = fabs((double)g[i] - w[i]);
+    max_diff = fmax(max_diff, isnan(d) ? INFINITY : d);
+    max_ref = fmax(max_ref, fabs(w[i]));
+    sum_diff += d;
+    sum_ref += fabs(w[i]);
+  }
+  printf("%-44s vs CPU: max %.2e, mean %.2e (relative)\n", what, max_diff / max_ref, sum_diff / sum_ref);
+  CHECK(max_diff <= 3e-2 * max_ref);
+  CHECK(sum_diff <= 1e-2 * sum_ref);
+}
+
+typedef osp_status (*vae_shape_fn)(const osp_vae *vae, const osp_tensor *in, int64_t shape[5]);
+typedef osp_status (*vae_run_fn)(const osp_vae *vae, const osp_tensor *in, osp_tensor *out, osp_vae_progress *progress);
+
+/* Tiled decoding of 16-pixel tiles every 8 pixels, as the VAE's run functions take it. */
+static osp_status decode_tiled(const osp_vae *vae, const osp_tensor *in, osp_tensor *out, osp_vae_progress *progress) {
+  return osp_vae_decode_tiled(vae, in, 16, 8, out, progress);
+}
+
+/* run on both VAEs from one input, the outputs compared. */
+static void compare_run(const char *what, const osp_vae *gpu, const osp_vae *cpu, const osp_tensor *in,
+                        vae_shape_fn shape_of, vae_run_fn run) {
+  int64_t shape[5];
+  must(shape_of(cpu, in, shape), "output shape");
+  osp_tensor want = host_zeros(5, shape), got = host_zeros(5, shape);
+  osp_vae_progress progress = {0};
+  osp_status status = run(cpu, in, &want, NULL);
+  CHECK(status == OSP_OK);
+  if (status == OSP_OK && ran(run(gpu, in, &got, &progress), what)) {
+    char line[160];
+    snprintf(line, sizeof line, "%s (%.1f MiB planned on the GPU)", what, progress.planned_bytes / 1048576.0);
+    check_model_output(line, &got, &want);
+  }
+  free_host(&want), free_host(&got);
+}
+
+/* Random weights drawn on the GPU (bf16) and copied to the CPU: decode, tiled decode, encode. */
+static void test_vae(const char *name, int base_dim, const int dim_mult[4], int num_res_blocks, int z_dim,
+                     const int64_t latent_shape[5]) {
+  osp_vae_config config = {.base_dim = base_dim, .z_dim = z_dim, .levels = 4, .num_res_blocks = num_res_blocks,
+                           .temporal_downsample = {false, true, true}, .in_channels = 3, .out_channels = 3};
+  for (int i = 0; i < 4; i++) config.dim_mult[i] = dim_mult[i];
+  for (int i = 0; i < z_dim; i++) {
+    config.latents_mean[i] = 0.1f * (float)(i % 7) - 0.3f;
+    config.latents_std[i] = 1.0f + 0.15f * (float)(i % 5);
+  }
+  osp_vae gpu, cpu;
+  osp_status status = osp_vae_init_random(&config, 5, OSP_CUDA, &gpu);
+  if (status == OSP_OK) {
+    status = osp_vae_to_device(&gpu, OSP_CPU, &cpu);
+    if (status != OSP_OK) osp_vae_free(&gpu);
+  }
+  CHECK(status == OSP_OK);
+  if (status != OSP_OK) {
+    fprintf(stderr, "%s: %s\n", name, osp_last_error());
+    return;
+  }
+  char what[128];
+  osp_tensor latents = host_random(21, 5, latent_shape, 0.0f, 1.0f, false);
+  snprintf(what, sizeof what, "%s decode", name);
+  compare_run(what, &gpu, &cpu, &latents, osp_vae_decoded_shape, osp_vae_decode);
+  snprintf(what, sizeof what, "%s tiled decode", name);
+  compare_run(what, &gpu, &cpu, &latents, osp_vae_decoded_shape, decode_tiled);
+  int64_t video_shape[5];
+  must(osp_vae_decoded_shape(&cpu, &latents, video_shape), "video shape");
+  osp_tensor video = host_random(21, 5, video_shape, 0.0f, 0.5f, false);
+  snprintf(what, sizeof what, "%s encode", name);
+  compare_run(what, &gpu, &cpu, &video, osp_vae_encoded_shape, osp_vae_encode);
+  free_host(&latents), free_host(&video);
+  osp_vae_free(&gpu);
+  osp_vae_free(&cpu);
+}
+
 int main(void) {
   osp_arena probe;
   if (osp_device_arena(&probe, "probe", OSP_CUDA, 64) != OSP_OK) {
@@ -362,5 +442,9 @@ int main(void) {
   test_attention_384(1, 300, 300);
   test_attention_384(3, 77, 129);
   test_attention_384(1, 1, 1);
+  /* attention heads of 32 and 64 (the middle block's width); 3 latent frames, 3 x 4 and 5 x 3 */
+  test_vae("vae base 8 [1,2,4,4] 1 block z 4", 8, (const int[]){1, 2, 4, 4}, 1, 4, (const int64_t[]){1, 4, 3, 3, 4});
+  test_vae("vae base 16 [1,2,2,4] 2 blocks z 16", 16, (const int[]){1, 2, 2, 4}, 2, 16,
+           (const int64_t[]){1, 16, 3, 5, 3});
   return test_summary("test_cuda_conv");
 }
