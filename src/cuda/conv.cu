@@ -77,20 +77,17 @@ __global__ void fill_bias_kernel(void *y, osp_dtype y_dtype, const void *bias, o
 
 size_t dtype_bytes(osp_dtype dtype) { return dtype == OSP_BF16 ? 2 : 4; }
 
-/* The largest power of two up to 256 that divides every address. */
-unsigned alignment(const void *a, const void *b, const void *d) {
-  const uintptr_t bits = (uintptr_t)a | (uintptr_t)b | (uintptr_t)d | 256u;
-  return (unsigned)(bits & (~bits + 1));
-}
-
 /* D (+)= cols · W for `pixels` output pixels of one output frame: cols column-major [pixels × K]
- * with leading dimension ld_cols, D at y_at with y's channel stride as its leading dimension. */
-osp_status multiply(const void *cols, int64_t ld_cols, const void *w, osp_dtype w_dtype, void *y_at,
-                    osp_dtype y_dtype, const osp_cuda_conv3d_shape &s, int64_t pixels, float beta) {
+ * with leading dimension ld_cols (its columns align_cols-byte aligned), D at y_at with y's channel
+ * stride as its leading dimension (its columns align_y-byte aligned). */
+osp_status multiply(const void *cols, int64_t ld_cols, unsigned align_cols, const void *w, osp_dtype w_dtype,
+                    void *y_at, osp_dtype y_dtype, unsigned align_y, const osp_cuda_conv3d_shape &s,
+                    int64_t pixels, float beta) {
   const int64_t K = s.in_channels * s.kernel[0] * s.kernel[1] * s.kernel[2];
   const int64_t ldy = s.out_frames * s.out_height * s.out_width;
   const osp_gemm_product of = {CUBLAS_OP_N, CUBLAS_OP_N, pixels, s.out_channels, K, ld_cols, K, ldy,
-                               w_dtype, y_dtype, false, false, alignment(cols, w, y_at)};
+                               w_dtype, y_dtype, false, false, align_cols,
+                               osp_gemm_alignment(w, K, dtype_bytes(w_dtype)), align_y};
   return osp_gemm("osp_cuda_conv3d", of, cols, w, nullptr, y_at, beta);
 }
 
@@ -131,6 +128,10 @@ extern "C" osp_status osp_cuda_conv3d(const void *x, const void *history, osp_dt
   const float beta = bias ? 1.0f : 0.0f;
   int64_t band = scratch ? (int64_t)(scratch_bytes / row_bytes(s, w_dtype)) : Ho;
   band = band < 1 ? 1 : band > Ho ? Ho : band;
+  /* Every D of the call starts at y plus whole frames (Ho·Wo), channels (plane) and bands
+   * (band·Wo): one alignment for all, so the call needs a plan per band height, not per offset
+   * (the lowest set bit of an OR is the least of the lowest bits). */
+  const unsigned align_y = osp_gemm_alignment(y, plane | Ho * Wo | band * Wo, ysize);
   for (int64_t b = 0; b < s.batch; b++)
     for (int64_t to = 0; to < To; to++) {
       char *y_frame = (char *)y + ((b * M * To + to) * Ho * Wo) * ysize;
@@ -138,14 +139,17 @@ extern "C" osp_status osp_cuda_conv3d(const void *x, const void *history, osp_dt
         const void *base = nullptr;
         int64_t first = 0, ld = 0;
         input_frame(x, history, s, b, to, &base, &first, &ld);
-        const char *cols = (const char *)base + first * (int64_t)dtype_bytes(x_dtype);
-        OSP_TRY(multiply(cols, ld, w, w_dtype, y_frame, y_dtype, s, Ho * Wo, beta));
+        const size_t xsize = dtype_bytes(x_dtype);
+        const char *cols = (const char *)base + first * (int64_t)xsize;
+        const unsigned align_x = osp_gemm_alignment(base, ld | s.height * s.width, xsize); /* first: whole planes */
+        OSP_TRY(multiply(cols, ld, align_x, w, w_dtype, y_frame, y_dtype, align_y, s, Ho * Wo, beta));
         continue;
       }
       for (int64_t r0 = 0; r0 < Ho; r0 += band) {
         const int64_t rows = Ho - r0 < band ? Ho - r0 : band;
+        const unsigned align_cols = osp_gemm_alignment(scratch, rows * Wo, dtype_bytes(w_dtype));
         OSP_TRY(unfold(x, history, x_dtype, scratch, w_dtype, s, b, to, r0, rows));
-        OSP_TRY(multiply(scratch, rows * Wo, w, w_dtype, y_frame + r0 * Wo * ysize, y_dtype, s,
+        OSP_TRY(multiply(scratch, rows * Wo, align_cols, w, w_dtype, y_frame + r0 * Wo * ysize, y_dtype, align_y, s,
                          rows * Wo, beta));
       }
     }

@@ -27,7 +27,7 @@ typedef osp_gemm_product product;
 static product packed(cublasOperation_t trans_a, cublasOperation_t trans_b, int64_t m, int64_t n,
                       int64_t k, osp_dtype ab_dtype, osp_dtype d_dtype, bool bias, bool gelu) {
   const int64_t lda = trans_a == CUBLAS_OP_N ? m : k, ldb = trans_b == CUBLAS_OP_N ? k : n;
-  return product{trans_a, trans_b, m, n, k, lda, ldb, m, ab_dtype, d_dtype, bias, gelu, 0};
+  return product{trans_a, trans_b, m, n, k, lda, ldb, m, ab_dtype, d_dtype, bias, gelu, 0, 0, 0};
 }
 
 typedef struct {
@@ -102,14 +102,13 @@ static osp_status make_plan(const char *op, plan *p) {
   LT_TRY("creating the preference", cublasLtMatmulPreferenceCreate(&preference));
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                        &WORKSPACE_BYTES, sizeof WORKSPACE_BYTES);
-  if (of->align) { /* pointers less aligned than the default 256 bytes rule out some kernels */
-    const uint32_t align = of->align;
-    const cublasLtMatmulPreferenceAttributes_t attributes[4] = {
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
-        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
-    for (int i = 0; i < 4; i++)
-      cublasLtMatmulPreferenceSetAttribute(preference, attributes[i], &align, sizeof align);
-  }
+  /* matrices less aligned than the default 256 bytes rule out some kernels */
+  const uint32_t aligns[4] = {of->align_a, of->align_b, of->align_d, of->align_d};
+  const cublasLtMatmulPreferenceAttributes_t attributes[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; i++)
+    if (aligns[i]) cublasLtMatmulPreferenceSetAttribute(preference, attributes[i], &aligns[i], sizeof aligns[i]);
   cublasLtMatmulHeuristicResult_t result;
   int found = 0;
   cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt.handle, p->desc, p->a, p->b, p->d, p->d,
@@ -118,9 +117,9 @@ static osp_status make_plan(const char *op, plan *p) {
   if (status != CUBLAS_STATUS_SUCCESS || found == 0)
     return osp_fail(OSP_ERR_UNSUPPORTED,
                     "%s: cuBLASLt has no algorithm for m=%lld n=%lld k=%lld (ld %lld, %lld, %lld; "
-                    "%u-byte aligned), %s · %s into %s (status %d)",
+                    "aligned %u, %u, %u bytes; 0: 256), %s · %s into %s (status %d)",
                     op, (long long)of->m, (long long)of->n, (long long)of->k, (long long)of->lda,
-                    (long long)of->ldb, (long long)of->ldd, of->align ? of->align : 256,
+                    (long long)of->ldb, (long long)of->ldd, of->align_a, of->align_b, of->align_d,
                     osp_dtype_name(of->ab_dtype), osp_dtype_name(of->ab_dtype),
                     osp_dtype_name(of->d_dtype), (int)status);
   p->algo = result.algo;
@@ -131,7 +130,8 @@ static bool same_product(const product *a, const product *b) {
   return a->trans_a == b->trans_a && a->trans_b == b->trans_b && a->m == b->m && a->n == b->n &&
          a->k == b->k && a->lda == b->lda && a->ldb == b->ldb && a->ldd == b->ldd &&
          a->ab_dtype == b->ab_dtype && a->d_dtype == b->d_dtype && a->bias == b->bias &&
-         a->gelu == b->gelu && a->align == b->align;
+         a->gelu == b->gelu && a->align_a == b->align_a && a->align_b == b->align_b &&
+         a->align_d == b->align_d;
 }
 
 static osp_status find_plan(const char *op, const product *of, plan **out) {
