@@ -13,7 +13,7 @@
 #include "model/vae.h"
 
 typedef struct {
-  const char *model, *inputs, *output, *tile, *tile_stride;
+  const char *model, *inputs, *output, *tile, *tile_stride, *device;
   long long tile_pixels, stride_pixels; /* 0: not tiled */
 } vae_arguments;
 
@@ -51,11 +51,23 @@ static void log_frame(void *user, int done, int total) {
   osp_info("%s: latent frame %d/%d, %.2f s", p->name, done, total, osp_seconds() - p->start);
 }
 
+/* The VAE on its device: read on the host, then, for another device, copied there. */
+static osp_status load(const vae_arguments *a, osp_vae *vae) {
+  osp_device device;
+  OSP_TRY(cli_parse_device(a->device, OSP_CPU, &device));
+  OSP_TRY(osp_vae_load(a->model, vae));
+  if (device == OSP_CPU) return OSP_OK;
+  osp_vae host = *vae;
+  const osp_status status = osp_vae_to_device(&host, device, vae);
+  osp_vae_free(&host);
+  return status;
+}
+
 static osp_status run(const vae_command *c, const vae_arguments *a) {
   osp_vae vae = {0};
   osp_tensor in = {0}, out = {0};
   int64_t shape[5];
-  osp_status status = osp_vae_load(a->model, &vae);
+  osp_status status = load(a, &vae);
   if (status == OSP_OK) status = read_input(a->inputs, c->input, &in);
   if (status == OSP_OK && (status = c->shape(&vae, &in, shape)) != OSP_OK) osp_fail_context(status, "%s", a->inputs);
   if (status == OSP_OK) {
@@ -99,6 +111,8 @@ static int command_main(const vae_command *c, const char *usage, const char *sum
                              "256), blended where they overlap as diffusers' tiled decoding does", &a.tile, NULL},
       {"--tile-stride", NULL, "PX", "vae-decode with --tile: a tile every PX pixels (default 3/4 of the tile)",
        &a.tile_stride, NULL},
+      {"--device", NULL, "cpu|cuda", "where the VAE runs (default cpu, in float32; cuda keeps weights and "
+                                     "activations in bf16 and accumulates in float32)", &a.device, NULL},
       {0},
   };
   cli_command command = {.name = c->name, .usage = usage, .summary = summary, .details = details, .options = options};

@@ -16,8 +16,9 @@
  *   loads while the current one's last product and output finish, which is what short key runs
  *   (cross-attention, Nk = 512) need. Output goes through shared memory as 16-byte row stores.
  *
- * - fa2_kernel<D, WARPS, MT, BN> (any CUDA GPU of sm_80 or later; head_dim 32, 64, 128; the
- *   fallback and the path for D ≠ 128 and negative scales): the FlashAttention-2 structure. A
+ * - fa2_kernel<D, WARPS, MT, BN> (any CUDA GPU of sm_80 or later; head_dim 32, 64, 128, and 384
+ *   for the Wan-VAE's middle attention; the fallback and the path for D ≠ 128 and negative
+ *   scales): the FlashAttention-2 structure. A
  *   block owns BM = WARPS·16·MT query rows of one (batch, head) and walks the keys in tiles of BN;
  *   each warp owns 16·MT query rows, so its softmax statistics live in its own registers. K and V
  *   tiles are double-buffered in shared memory through cp.async (tile j+1 lands while tile j is
@@ -663,11 +664,14 @@ osp_status launch_fa2(const FlashParams &p, int batch) {
 
 /* The tiles each head dim uses on the mma.sync path. For 128, <4, 2, 64> measured fastest on an
  * H100 (327 TFLOP/s at N = 75,600, against 291 for <4, 2, 32> and 224-236 for one m-tile per warp)
- * although ptxas spills 52 bytes of it. */
+ * although ptxas spills 52 bytes of it. For 384 (the VAE's one head) the smallest tiles: 64 query
+ * rows and two stages of 32 keys take 144 KiB of shared memory, and each thread's share of the
+ * output alone is 192 f32 registers. */
 osp_status launch_fa2_for(const FlashParams &p, int batch, int head_dim) {
   switch (head_dim) {
     case 32: return launch_fa2<32, 4, 2, 64>(p, batch);
     case 64: return launch_fa2<64, 4, 2, 32>(p, batch);
+    case 384: return launch_fa2<384, 4, 1, 32>(p, batch);
     default: return launch_fa2<128, 4, 2, 64>(p, batch);
   }
 }
@@ -772,7 +776,7 @@ extern "C" osp_status osp_cuda_attention(const void *q, const void *k, const voi
                                                const uint8_t *key_mask, float scale, void *out,
                                                float *lse, osp_cuda_attention_shape shape) {
   bool empty = false;
-  OSP_TRY(flash_check_shape("osp_cuda_attention", shape, &empty));
+  OSP_TRY(flash_check_shape("osp_cuda_attention", shape, true, &empty));
   if (empty) return OSP_OK;
   if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)out) % 16 != 0)
     return osp_fail(OSP_ERR_UNSUPPORTED, "osp_cuda_attention: q, k, v and out must be 16-byte aligned");

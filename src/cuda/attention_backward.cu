@@ -312,7 +312,7 @@ extern "C" osp_status osp_cuda_attention_backward(const void *q, const void *k, 
                                                   osp_dtype dv_dtype, void *scratch,
                                                   osp_cuda_attention_shape shape) {
   bool empty = false;
-  OSP_TRY(flash_check_shape("osp_cuda_attention_backward", shape, &empty));
+  OSP_TRY(flash_check_shape("osp_cuda_attention_backward", shape, false, &empty));
   if (empty || shape.keys == 0 || (!dq && !dk && !dv)) return OSP_OK; /* nothing to add */
   const void *grads[3] = {dq, dk, dv};
   const osp_dtype dtypes[3] = {dq_dtype, dk_dtype, dv_dtype};

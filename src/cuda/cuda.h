@@ -7,6 +7,7 @@
 #ifndef OSP_CUDA_CUDA_H
 #define OSP_CUDA_CUDA_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -173,6 +174,56 @@ osp_status osp_cuda_rmsnorm_rope(void *x, osp_dtype x_dtype, const void *weight,
 osp_status osp_cuda_gated_add_gather(const void *x, const void *y, osp_cuda_rows gate, int64_t N,
                                      const int32_t *index, void *dst, osp_dtype dtype,
                                      int64_t rows, int64_t C);
+
+/* ---- Channel-first videos (conv.cu, channels.cu): the ops of src/ops/conv.h ----------------- */
+
+/* A 3D convolution's sizes, as osp_cpu_conv3d_shape (cpu/conv.h): x [B, Cin, T, H, W] behind
+ * history [B, Cin, Th, H, W], weights [Cout, Cin, kt, kh, kw], y [B, Cout, To, Ho, Wo]. */
+typedef struct {
+  int64_t batch, in_channels, out_channels;
+  int64_t history_frames, frames, height, width;
+  int64_t kernel[3], stride[3], pad_before[3];
+  int64_t upsample;
+  int64_t out_frames, out_height, out_width;
+} osp_cuda_conv3d_shape;
+
+/* y = conv(x behind history) + bias, as osp_cpu_conv3d computes it: per output frame, bands of
+ * whole output rows are unfolded into scratch (im2col, in w's dtype; as many rows as
+ * scratch_bytes holds, at least one) and multiplied by the weights [Cout, K] through cuBLASLt with
+ * f32 accumulation, straight into y (channel-first). scratch NULL: x is read in place as the
+ * columns (a pointwise convolution with x in w's dtype). x and history share x_dtype; w, bias (or
+ * NULL) and y each have their own. y must not overlap the inputs. */
+osp_status osp_cuda_conv3d(const void *x, const void *history, osp_dtype x_dtype, const void *w,
+                           osp_dtype w_dtype, const void *bias, osp_dtype bias_dtype, void *y,
+                           osp_dtype y_dtype, const osp_cuda_conv3d_shape *s, void *scratch,
+                           size_t scratch_bytes);
+
+/* Over x [B, C, S] (y may be x; per-channel vectors of param_dtype), as cpu/conv.h:
+ * rmsnorm:     y = x / max(‖x[b, :, s]‖₂, 1e-12) · √C · gamma[c] + bias[c] (bias may be NULL),
+ *              then SiLU where silu is set (y = v / (1 + e^(−v)));
+ * normalize:   y = (x − mean[c]) · inv_std[c];
+ * denormalize: y = x / inv_std[c] + mean[c]. */
+osp_status osp_cuda_channel_rmsnorm(const void *x, osp_dtype x_dtype, const void *gamma,
+                                    const void *bias, osp_dtype param_dtype, bool silu, void *y,
+                                    osp_dtype y_dtype, int64_t B, int64_t C, int64_t S);
+osp_status osp_cuda_channel_normalize(const void *x, osp_dtype x_dtype, const void *mean,
+                                      const void *inv_std, osp_dtype param_dtype, bool inverse,
+                                      void *y, osp_dtype y_dtype, int64_t B, int64_t C, int64_t S);
+
+/* y = clamp(x, lo, hi) over n values, NaN kept; y may be x. */
+osp_status osp_cuda_clamp(const void *x, osp_dtype x_dtype, float lo, float hi, void *y,
+                          osp_dtype y_dtype, int64_t n);
+
+/* A box copy between two contiguous arrays of one dtype (elem_bytes 2 or 4) and `ndim` ≤ 8
+ * dimensions, as osp_cpu_copy_region. */
+osp_status osp_cuda_copy_region(const void *src, const int64_t *src_shape,
+                                const int64_t *src_offset, void *dst, const int64_t *dst_shape,
+                                const int64_t *dst_offset, const int64_t *size, int ndim,
+                                size_t elem_bytes);
+
+/* y [B, N, M] = x [B, M, N] transposed per batch row, each side its own dtype. */
+osp_status osp_cuda_transpose(const void *x, osp_dtype x_dtype, void *y, osp_dtype y_dtype,
+                              int64_t B, int64_t M, int64_t N);
 
 /* ---- Backward kernels (grad.h's ops; beside their forwards, the sums in reduce.cu) ---------- */
 

@@ -246,14 +246,15 @@ __device__ __forceinline__ void product_pz(float (&c)[MT][D / 8][4], const float
 /* ---- Host side ---------------------------------------------------------------------------- */
 
 /* The shape checks every attention entry point makes (fn names it in the messages): a head_dim
- * the kernels cover, Bk dividing B, sizes within the grid and 32-bit row indices. *empty is set
- * where there is nothing to compute (no queries, heads or batch rows). */
+ * the kernels cover (32, 64, 128; the forward also 384, the one head of the Wan-VAE's middle
+ * attention), Bk dividing B, sizes within the grid and 32-bit row indices. *empty is set where
+ * there is nothing to compute (no queries, heads or batch rows). */
 static inline osp_status flash_check_shape(const char *fn, const osp_cuda_attention_shape &shape,
-                                           bool *empty) {
+                                           bool forward, bool *empty) {
   const int64_t D = shape.head_dim;
-  if (D != 32 && D != 64 && D != 128)
-    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: head_dim %lld is not supported (supported: 32, 64, 128)", fn,
-                    (long long)D);
+  if (D != 32 && D != 64 && D != 128 && !(forward && D == 384))
+    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: head_dim %lld is not supported (supported: 32, 64, 128%s)", fn,
+                    (long long)D, forward ? ", 384" : "");
   *empty = shape.batch <= 0 || shape.queries <= 0 || shape.heads <= 0;
   if (*empty) return OSP_OK;
   if (shape.kv_batch <= 0 || shape.batch % shape.kv_batch != 0 || shape.keys < 0)

@@ -14,20 +14,21 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cuda/gemm.cuh"
 #include "cuda/reduce.cuh"
 
-enum { MAX_PLANS = 128 };
+enum { MAX_PLANS = 512 }; /* the DiT's products and the VAE's convolution bands */
 static const size_t WORKSPACE_BYTES = 64u << 20; /* cuBLASLt's recommended ceiling on Hopper */
 
-/* One product as cuBLASLt takes it: D [m × n] (+)= op(A) · op(B), op(A) m × k and op(B) k × n,
- * every matrix column-major with its rows as leading dimension, A and B of one dtype, f32
- * accumulation; bias and GELU in the epilogue (the forward's). */
-typedef struct {
-  cublasOperation_t trans_a, trans_b;
-  int64_t m, n, k;
-  osp_dtype ab_dtype, d_dtype;
-  bool bias, gelu;
-} product;
+/* One product as cuBLASLt takes it (gemm.cuh). */
+typedef osp_gemm_product product;
+
+/* A product of packed matrices: each stored with its rows as leading dimension. */
+static product packed(cublasOperation_t trans_a, cublasOperation_t trans_b, int64_t m, int64_t n,
+                      int64_t k, osp_dtype ab_dtype, osp_dtype d_dtype, bool bias, bool gelu) {
+  const int64_t lda = trans_a == CUBLAS_OP_N ? m : k, ldb = trans_b == CUBLAS_OP_N ? k : n;
+  return product{trans_a, trans_b, m, n, k, lda, ldb, m, ab_dtype, d_dtype, bias, gelu, 0, 0, 0};
+}
 
 typedef struct {
   product of;
@@ -73,14 +74,14 @@ static cublasLtEpilogue_t epilogue_of(const product *p) {
   return epilogue_bias(p) ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
 }
 
-/* A column-major layout of `rows` × `cols` (leading dimension `rows`), or of its transpose as
+/* A column-major layout of `rows` × `cols` with leading dimension ld, or of its transpose as
  * stored when the product reads it transposed. */
 static cublasStatus_t layout(cublasLtMatrixLayout_t *out, osp_dtype dtype, cublasOperation_t op,
-                             int64_t rows, int64_t cols) {
+                             int64_t rows, int64_t cols, int64_t ld) {
   const bool kept = op == CUBLAS_OP_N;
   const int64_t stored_rows = kept ? rows : cols, stored_cols = kept ? cols : rows;
   return cublasLtMatrixLayoutCreate(out, cuda_type(dtype), (uint64_t)stored_rows,
-                                    (uint64_t)stored_cols, stored_rows);
+                                    (uint64_t)stored_cols, ld);
 }
 
 static osp_status make_plan(const char *op, plan *p) {
@@ -94,13 +95,20 @@ static osp_status make_plan(const char *op, plan *p) {
     const cudaDataType_t bias_type = CUDA_R_16BF;
     LT_TRY("setting the bias type", cublasLtMatmulDescSetAttribute(p->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type, sizeof bias_type));
   }
-  LT_TRY("creating layout A", layout(&p->a, of->ab_dtype, of->trans_a, of->m, of->k));
-  LT_TRY("creating layout B", layout(&p->b, of->ab_dtype, of->trans_b, of->k, of->n));
-  LT_TRY("creating layout D", layout(&p->d, of->d_dtype, CUBLAS_OP_N, of->m, of->n));
+  LT_TRY("creating layout A", layout(&p->a, of->ab_dtype, of->trans_a, of->m, of->k, of->lda));
+  LT_TRY("creating layout B", layout(&p->b, of->ab_dtype, of->trans_b, of->k, of->n, of->ldb));
+  LT_TRY("creating layout D", layout(&p->d, of->d_dtype, CUBLAS_OP_N, of->m, of->n, of->ldd));
   cublasLtMatmulPreference_t preference;
   LT_TRY("creating the preference", cublasLtMatmulPreferenceCreate(&preference));
   cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                        &WORKSPACE_BYTES, sizeof WORKSPACE_BYTES);
+  /* matrices less aligned than the default 256 bytes rule out some kernels */
+  const uint32_t aligns[4] = {of->align_a, of->align_b, of->align_d, of->align_d};
+  const cublasLtMatmulPreferenceAttributes_t attributes[4] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  for (int i = 0; i < 4; i++)
+    if (aligns[i]) cublasLtMatmulPreferenceSetAttribute(preference, attributes[i], &aligns[i], sizeof aligns[i]);
   cublasLtMatmulHeuristicResult_t result;
   int found = 0;
   cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt.handle, p->desc, p->a, p->b, p->d, p->d,
@@ -108,9 +116,10 @@ static osp_status make_plan(const char *op, plan *p) {
   cublasLtMatmulPreferenceDestroy(preference);
   if (status != CUBLAS_STATUS_SUCCESS || found == 0)
     return osp_fail(OSP_ERR_UNSUPPORTED,
-                    "%s: cuBLASLt has no algorithm for m=%lld n=%lld k=%lld, %s · %s into %s "
-                    "(status %d)",
-                    op, (long long)of->m, (long long)of->n, (long long)of->k,
+                    "%s: cuBLASLt has no algorithm for m=%lld n=%lld k=%lld (ld %lld, %lld, %lld; "
+                    "aligned %u, %u, %u bytes; 0: 256), %s · %s into %s (status %d)",
+                    op, (long long)of->m, (long long)of->n, (long long)of->k, (long long)of->lda,
+                    (long long)of->ldb, (long long)of->ldd, of->align_a, of->align_b, of->align_d,
                     osp_dtype_name(of->ab_dtype), osp_dtype_name(of->ab_dtype),
                     osp_dtype_name(of->d_dtype), (int)status);
   p->algo = result.algo;
@@ -119,8 +128,10 @@ static osp_status make_plan(const char *op, plan *p) {
 
 static bool same_product(const product *a, const product *b) {
   return a->trans_a == b->trans_a && a->trans_b == b->trans_b && a->m == b->m && a->n == b->n &&
-         a->k == b->k && a->ab_dtype == b->ab_dtype && a->d_dtype == b->d_dtype &&
-         a->bias == b->bias && a->gelu == b->gelu;
+         a->k == b->k && a->lda == b->lda && a->ldb == b->ldb && a->ldd == b->ldd &&
+         a->ab_dtype == b->ab_dtype && a->d_dtype == b->d_dtype && a->bias == b->bias &&
+         a->gelu == b->gelu && a->align_a == b->align_a && a->align_b == b->align_b &&
+         a->align_d == b->align_d;
 }
 
 static osp_status find_plan(const char *op, const product *of, plan **out) {
@@ -156,6 +167,11 @@ static osp_status matmul(const char *op, const product *of, const void *a, const
   return OSP_OK;
 }
 
+osp_status osp_gemm(const char *op, const osp_gemm_product &of, const void *a, const void *b,
+                    const void *bias, void *d, float beta) {
+  return matmul(op, &of, a, b, bias, d, beta, NULL);
+}
+
 /* y[m, n] += bias[n] for an f32 y. */
 __global__ void add_bias_kernel(float *y, const __nv_bfloat16 *bias, int64_t M, int64_t N) {
   for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < M * N; i += (int64_t)gridDim.x * blockDim.x)
@@ -164,8 +180,8 @@ __global__ void add_bias_kernel(float *y, const __nv_bfloat16 *bias, int64_t M, 
 
 static osp_status linear(const void *x, const void *w, const void *bias, void *y, osp_dtype y_dtype,
                          int64_t M, int64_t N, int64_t K, bool gelu) {
-  const product forward = {CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, OSP_BF16, y_dtype, bias != NULL,
-                           gelu};
+  const product forward = packed(CUBLAS_OP_T, CUBLAS_OP_N, N, M, K, OSP_BF16, y_dtype, bias != NULL,
+                                gelu);
   plan *p = NULL;
   OSP_TRY(matmul("osp_cuda_linear", &forward, w, x, bias, y, 0.0f, &p));
   if (bias && !epilogue_bias(&p->of)) {
@@ -191,11 +207,11 @@ extern "C" osp_status osp_cuda_linear_backward(const void *x, const void *w, con
                                                int64_t M, int64_t N, int64_t K) {
   const char *op = "osp_cuda_linear_backward";
   if (dx) { /* dxᵀ [K × M] += w (K × N) · dyᵀ (N × M) */
-    const product of = {CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, dtype, dtype, false, false};
+    const product of = packed(CUBLAS_OP_N, CUBLAS_OP_N, K, M, N, dtype, dtype, false, false);
     OSP_TRY(matmul(op, &of, w, dy, NULL, dx, 1.0f, NULL));
   }
   if (dw) { /* dwᵀ [K × N] += xᵀ (K × M) · dy (stored N × M) transposed */
-    const product of = {CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, dtype, OSP_F32, false, false};
+    const product of = packed(CUBLAS_OP_N, CUBLAS_OP_T, K, N, M, dtype, OSP_F32, false, false);
     OSP_TRY(matmul(op, &of, x, dy, NULL, dw, 1.0f, NULL));
   }
   const int64_t shape[2] = {M, N}, grad_shape[2] = {1, N}, stride[2] = {0, 1};

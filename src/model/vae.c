@@ -3,7 +3,14 @@
  * first), with its temporaries in a scratch arena emptied after it; the feature caches and the
  * whole-sequence tensors live in a state arena. The arenas are sized by running the same code once
  * with arenas that only count (no op runs) over the first two chunks, whose shapes every later
- * chunk repeats. */
+ * chunk repeats.
+ *
+ * The arenas live on the VAE's device. Activations and caches are in its dtype (f32 on the CPU;
+ * bf16 on CUDA, every op computing in f32: convolutions accumulate in f32 on tensor cores); the
+ * last convolution of a tower writes f32 (the decoded pixels, the encoder's moments), and so do
+ * the latent statistics. Inputs and outputs are host f32 tensors on every device: on CUDA each
+ * chunk's frames pass through a host staging arena (the input's converted on upload, the decoded
+ * frames on download). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +46,14 @@ typedef struct {
   osp_arena act[2];     /* a step's input and its output */
   int current;          /* the arena holding the current activation */
   osp_arena scratch;    /* a step's temporaries */
+  osp_arena host;       /* host staging of a chunk's input or output (a device other than the CPU) */
+  osp_dtype dtype;      /* the activations' */
   osp_tensor *caches;   /* [tower->cache_count]; no dimensions until first used */
 } vae_run;
 
-static osp_status new_tensor(osp_arena *arena, int ndim, const int64_t *shape, osp_tensor *t) {
-  return osp_arena_tensor(arena, OSP_F32, ndim, shape, t);
+/* An activation: in the device's dtype (f32 on the CPU, bf16 on CUDA). */
+static osp_status new_tensor(const vae_run *r, osp_arena *arena, int ndim, const int64_t *shape, osp_tensor *t) {
+  return osp_arena_tensor(arena, r->dtype, ndim, shape, t);
 }
 
 /* ---- Steps and their parts ---- */
@@ -59,12 +69,12 @@ static osp_arena *begin_step(vae_run *r) {
 
 static void end_step(vae_run *r) { r->current = 1 - r->current; }
 
-/* y = conv(x behind history) into `arena`, its im2col scratch released after. */
+/* y = conv(x behind history) into `arena` as dtype, its im2col scratch released after. */
 static osp_status conv(vae_run *r, const osp_vae_conv *c, const osp_tensor *x, const osp_tensor *history,
-                       const osp_conv3d_geometry *g, osp_arena *arena, osp_tensor *y) {
+                       const osp_conv3d_geometry *g, osp_arena *arena, osp_dtype dtype, osp_tensor *y) {
   int64_t shape[5];
   OSP_TRY(osp_conv3d_output_shape(x, history, &c->weight, g, shape));
-  OSP_TRY(new_tensor(arena, 5, shape, y));
+  OSP_TRY(osp_arena_tensor(arena, dtype, 5, shape, y));
   const size_t mark = osp_arena_mark(&r->scratch), bytes = osp_conv3d_scratch_bytes(x, history, &c->weight, g);
   osp_tensor scratch = {0};
   if (bytes) OSP_TRY(osp_arena_tensor(&r->scratch, OSP_U8, 1, (int64_t[]){(int64_t)bytes}, &scratch));
@@ -78,7 +88,7 @@ static osp_status conv(vae_run *r, const osp_vae_conv *c, const osp_tensor *x, c
 static osp_status cache_of(vae_run *r, int index, const osp_tensor *x, int64_t frames, osp_tensor **cache) {
   *cache = &r->caches[index];
   if ((*cache)->ndim) return OSP_OK;
-  OSP_TRY(new_tensor(&r->state, 5, (int64_t[]){x->shape[0], x->shape[1], frames, x->shape[3], x->shape[4]}, *cache));
+  OSP_TRY(new_tensor(r, &r->state, 5, (int64_t[]){x->shape[0], x->shape[1], frames, x->shape[3], x->shape[4]}, *cache));
   return r->measuring ? OSP_OK : osp_zero(*cache);
 }
 
@@ -97,18 +107,16 @@ static osp_status advance_cache(const vae_run *r, osp_tensor *cache, const osp_t
 
 /* A causal conv over the chunk x behind its cache of the previous chunks' last input frames. */
 static osp_status causal_conv(vae_run *r, const osp_vae_conv *c, const osp_tensor *x, int64_t history,
-                              const osp_conv3d_geometry *g, osp_arena *arena, osp_tensor *y) {
+                              const osp_conv3d_geometry *g, osp_arena *arena, osp_dtype dtype, osp_tensor *y) {
   osp_tensor *cache;
   OSP_TRY(cache_of(r, c->cache, x, history, &cache));
-  OSP_TRY(conv(r, c, x, cache, g, arena, y));
+  OSP_TRY(conv(r, c, x, cache, g, arena, dtype, y));
   return advance_cache(r, cache, x);
 }
 
 /* y = SiLU(RMS_norm(x)) over channels; y may be x. */
 static osp_status norm_silu(const vae_run *r, const osp_tensor *x, const osp_tensor *gamma, osp_tensor *y) {
-  if (r->measuring) return OSP_OK;
-  OSP_TRY(osp_channel_rmsnorm(x, gamma, NULL, y));
-  return osp_silu(y, y);
+  return r->measuring ? OSP_OK : osp_channel_rmsnorm_silu(x, gamma, y);
 }
 
 static osp_status add_in_place(const vae_run *r, osp_tensor *y, const osp_tensor *x) {
@@ -118,20 +126,21 @@ static osp_status add_in_place(const vae_run *r, osp_tensor *y, const osp_tensor
 /* y = conv2(SiLU(norm2(conv1(SiLU(norm1(x)))))) + shortcut(x) (the identity where in = out). */
 static osp_status residual(vae_run *r, const osp_vae_layer *l, const osp_tensor *x, osp_arena *out, osp_tensor *y) {
   osp_tensor a, h, s;
-  OSP_TRY(new_tensor(&r->scratch, 5, x->shape, &a));
+  OSP_TRY(new_tensor(r, &r->scratch, 5, x->shape, &a));
   OSP_TRY(norm_silu(r, x, &l->norm1, &a));
-  OSP_TRY(causal_conv(r, &l->conv1, &a, CAUSAL_HISTORY, &causal_geometry, &r->scratch, &h));
+  OSP_TRY(causal_conv(r, &l->conv1, &a, CAUSAL_HISTORY, &causal_geometry, &r->scratch, r->dtype, &h));
   OSP_TRY(norm_silu(r, &h, &l->norm2, &h));
-  OSP_TRY(causal_conv(r, &l->conv2, &h, CAUSAL_HISTORY, &causal_geometry, out, y));
+  OSP_TRY(causal_conv(r, &l->conv2, &h, CAUSAL_HISTORY, &causal_geometry, out, r->dtype, y));
   if (!l->has_shortcut) return add_in_place(r, y, x);
-  OSP_TRY(conv(r, &l->shortcut, x, NULL, &plain_geometry, &r->scratch, &s));
+  OSP_TRY(conv(r, &l->shortcut, x, NULL, &plain_geometry, &r->scratch, r->dtype, &s));
   return add_in_place(r, y, &s);
 }
 
 /* Third i of the qkv weight [3C, C] (rows [i·C, (i + 1)·C)) or of its bias [3C]. */
 static osp_tensor qkv_part(const osp_tensor *t, int i, int64_t C) {
   const int64_t shape[2] = {C, C};
-  return osp_tensor_make((float *)t->data + i * osp_tensor_numel(t) / 3, OSP_F32, t->device, t->ndim, shape);
+  const size_t offset = (size_t)(i * osp_tensor_numel(t) / 3) * osp_dtype_size(t->dtype);
+  return osp_tensor_make((char *)t->data + offset, t->dtype, t->device, t->ndim, shape);
 }
 
 /* Single-head attention within each frame over its H·W pixels: x normed, turned channel-last,
@@ -140,15 +149,15 @@ static osp_tensor qkv_part(const osp_tensor *t, int i, int64_t C) {
 static osp_status attention(vae_run *r, const osp_vae_layer *l, const osp_tensor *x, osp_arena *out, osp_tensor *y) {
   const int64_t B = x->shape[0], C = x->shape[1], T = x->shape[2], HW = x->shape[3] * x->shape[4];
   const int64_t first[3] = {B, C, T * HW}, last[3] = {B, T * HW, C}, rows[4] = {B * T, HW, 1, C};
-  osp_tensor normed, tokens, qkv[3], o, projected, scratch;
-  OSP_TRY(new_tensor(&r->scratch, 3, first, &normed));
-  OSP_TRY(new_tensor(&r->scratch, 3, last, &tokens));
-  for (int i = 0; i < 3; i++) OSP_TRY(new_tensor(&r->scratch, 4, rows, &qkv[i]));
-  OSP_TRY(new_tensor(&r->scratch, 4, rows, &o));
-  OSP_TRY(new_tensor(&r->scratch, 3, last, &projected));
-  OSP_TRY(osp_arena_tensor(&r->scratch, OSP_U8, 1, (int64_t[]){(int64_t)osp_attention_scratch_bytes(r->vae->device)},
-                           &scratch));
-  OSP_TRY(new_tensor(out, 5, x->shape, y));
+  osp_tensor normed, tokens, qkv[3], o, projected, scratch = {0};
+  OSP_TRY(new_tensor(r, &r->scratch, 3, first, &normed));
+  OSP_TRY(new_tensor(r, &r->scratch, 3, last, &tokens));
+  for (int i = 0; i < 3; i++) OSP_TRY(new_tensor(r, &r->scratch, 4, rows, &qkv[i]));
+  OSP_TRY(new_tensor(r, &r->scratch, 4, rows, &o));
+  OSP_TRY(new_tensor(r, &r->scratch, 3, last, &projected));
+  const int64_t scratch_bytes = (int64_t)osp_attention_scratch_bytes(r->vae->device);
+  if (scratch_bytes) OSP_TRY(osp_arena_tensor(&r->scratch, OSP_U8, 1, &scratch_bytes, &scratch));
+  OSP_TRY(new_tensor(r, out, 5, x->shape, y));
   if (r->measuring) return OSP_OK;
   osp_tensor x3, y3, o_rows, q_rows;
   OSP_TRY(osp_tensor_reshape(x, 3, first, &x3));
@@ -160,7 +169,8 @@ static osp_status attention(vae_run *r, const osp_vae_layer *l, const osp_tensor
     OSP_TRY(osp_tensor_reshape(&qkv[i], 3, last, &q_rows));
     OSP_TRY(osp_linear(&tokens, &w, &b, &q_rows));
   }
-  OSP_TRY(osp_attention(&qkv[0], &qkv[1], &qkv[2], NULL, 1.0f / sqrtf((float)C), &scratch, &o));
+  OSP_TRY(osp_attention(&qkv[0], &qkv[1], &qkv[2], NULL, 1.0f / sqrtf((float)C), scratch_bytes ? &scratch : NULL,
+                        &o));
   OSP_TRY(osp_tensor_reshape(&o, 3, last, &o_rows));
   OSP_TRY(osp_linear(&o_rows, &l->proj_weight, &l->proj_bias, &projected));
   OSP_TRY(osp_transpose(&projected, &y3));
@@ -181,26 +191,26 @@ static osp_status interleave(const vae_run *r, const osp_tensor *doubled, osp_te
 /* up3d: on every chunk but the first, the causal time conv doubles the frames; then, as up2d,
  * nearest ×2 and the 3×3 conv. */
 static osp_status upsample(vae_run *r, const osp_vae_layer *l, const osp_tensor *x, osp_arena *out, osp_tensor *y) {
-  if (l->mode == OSP_VAE_UPSAMPLE_2D || r->first_chunk) return conv(r, &l->resample, x, NULL, &upsample_geometry, out, y);
+  if (l->mode == OSP_VAE_UPSAMPLE_2D || r->first_chunk) return conv(r, &l->resample, x, NULL, &upsample_geometry, out, r->dtype, y);
   osp_tensor doubled, frames;
-  OSP_TRY(causal_conv(r, &l->time_conv, x, CAUSAL_HISTORY, &plain_geometry, &r->scratch, &doubled));
-  OSP_TRY(new_tensor(&r->scratch, 5, (int64_t[]){x->shape[0], x->shape[1], 2 * x->shape[2], x->shape[3], x->shape[4]},
+  OSP_TRY(causal_conv(r, &l->time_conv, x, CAUSAL_HISTORY, &plain_geometry, &r->scratch, r->dtype, &doubled));
+  OSP_TRY(new_tensor(r, &r->scratch, 5, (int64_t[]){x->shape[0], x->shape[1], 2 * x->shape[2], x->shape[3], x->shape[4]},
                      &frames));
   OSP_TRY(interleave(r, &doubled, &frames));
-  return conv(r, &l->resample, &frames, NULL, &upsample_geometry, out, y);
+  return conv(r, &l->resample, &frames, NULL, &upsample_geometry, out, r->dtype, y);
 }
 
 /* down2d: zero pad right and bottom, 3×3 stride 2. down3d then, on every chunk but the first
  * (which only fills the cache), the time conv of stride 2 over the cached last frame and the chunk. */
 static osp_status downsample(vae_run *r, const osp_vae_layer *l, const osp_tensor *x, osp_arena *out, osp_tensor *y) {
-  if (l->mode == OSP_VAE_DOWNSAMPLE_2D) return conv(r, &l->resample, x, NULL, &downsample_geometry, out, y);
+  if (l->mode == OSP_VAE_DOWNSAMPLE_2D) return conv(r, &l->resample, x, NULL, &downsample_geometry, out, r->dtype, y);
   if (!r->first_chunk) {
     osp_tensor s;
-    OSP_TRY(conv(r, &l->resample, x, NULL, &downsample_geometry, &r->scratch, &s));
-    return causal_conv(r, &l->time_conv, &s, DOWNSAMPLE_HISTORY, &downsample_time_geometry, out, y);
+    OSP_TRY(conv(r, &l->resample, x, NULL, &downsample_geometry, &r->scratch, r->dtype, &s));
+    return causal_conv(r, &l->time_conv, &s, DOWNSAMPLE_HISTORY, &downsample_time_geometry, out, r->dtype, y);
   }
   osp_tensor *cache;
-  OSP_TRY(conv(r, &l->resample, x, NULL, &downsample_geometry, out, y));
+  OSP_TRY(conv(r, &l->resample, x, NULL, &downsample_geometry, out, r->dtype, y));
   OSP_TRY(cache_of(r, l->time_conv.cache, y, DOWNSAMPLE_HISTORY, &cache));
   return advance_cache(r, cache, y);
 }
@@ -217,11 +227,11 @@ static osp_status layer(vae_run *r, const osp_vae_layer *l, const osp_tensor *x,
 }
 
 /* One chunk through the tower: conv_in, the layers, the head (norm, SiLU, conv_out). x lives in
- * act[current]; so does the result. */
+ * act[current]; so does the result, in f32. */
 static osp_status run_tower(vae_run *r, const osp_tensor *x, osp_tensor *result) {
   const osp_vae_tower *t = r->tower;
   osp_tensor in = *x, out;
-  OSP_TRY(causal_conv(r, &t->conv_in, &in, CAUSAL_HISTORY, &causal_geometry, begin_step(r), &out));
+  OSP_TRY(causal_conv(r, &t->conv_in, &in, CAUSAL_HISTORY, &causal_geometry, begin_step(r), r->dtype, &out));
   end_step(r);
   for (int i = 0; i < t->layer_count; i++) {
     in = out;
@@ -231,9 +241,9 @@ static osp_status run_tower(vae_run *r, const osp_tensor *x, osp_tensor *result)
   in = out;
   osp_arena *arena = begin_step(r);
   osp_tensor a;
-  OSP_TRY(new_tensor(&r->scratch, 5, in.shape, &a));
+  OSP_TRY(new_tensor(r, &r->scratch, 5, in.shape, &a));
   OSP_TRY(norm_silu(r, &in, &t->norm_out, &a));
-  OSP_TRY(causal_conv(r, &t->conv_out, &a, CAUSAL_HISTORY, &causal_geometry, arena, result));
+  OSP_TRY(causal_conv(r, &t->conv_out, &a, CAUSAL_HISTORY, &causal_geometry, arena, OSP_F32, result));
   end_step(r);
   return OSP_OK;
 }
@@ -255,20 +265,52 @@ typedef struct {
   osp_status (*end)(vae_run *r, job *j);
 } direction;
 
-/* A chunk's input: frames [first, first + count) of `source`, copied into act[current]. */
-static osp_status chunk_input(vae_run *r, const osp_tensor *source, int64_t first, int64_t count, osp_tensor *x) {
-  osp_arena_reset(&r->act[r->current], 0);
-  const int64_t *s = source->shape, shape[5] = {s[0], s[1], count, s[3], s[4]};
-  OSP_TRY(new_tensor(&r->act[r->current], 5, shape, x));
-  return r->measuring ? OSP_OK : osp_copy_region(source, (int64_t[]){0, 0, first, 0, 0}, x, origin, shape);
+/* A host f32 tensor of `shape` in the staging arena (emptied first). */
+static osp_status staging(vae_run *r, const int64_t shape[5], osp_tensor *t) {
+  osp_arena_reset(&r->host, 0);
+  return osp_arena_tensor(&r->host, OSP_F32, 5, shape, t);
 }
 
-/* z_raw = z / inv_std + mean, then post_quant_conv, for every latent frame at once. */
+/* Frames [first, first + count) of `source` (the VAE's device, or the host) into a new tensor of
+ * `dtype` in `arena`: a region copy on one device, else through the staging arena. */
+static osp_status take_frames(vae_run *r, const osp_tensor *source, int64_t first, int64_t count, osp_arena *arena,
+                              osp_dtype dtype, osp_tensor *x) {
+  const int64_t *s = source->shape, shape[5] = {s[0], s[1], count, s[3], s[4]}, at[5] = {0, 0, first, 0, 0};
+  OSP_TRY(osp_arena_tensor(arena, dtype, 5, shape, x));
+  if (source->device == x->device) return r->measuring ? OSP_OK : osp_copy_region(source, at, x, origin, shape);
+  osp_tensor host;
+  OSP_TRY(staging(r, shape, &host));
+  if (r->measuring) return OSP_OK;
+  OSP_TRY(osp_copy_region(source, at, &host, origin, shape));
+  return osp_copy(&host, x);
+}
+
+/* y (the VAE's device) into `dest` (host f32) from frame `first` on: a region copy on one device,
+ * else through the staging arena. */
+static osp_status give_frames(vae_run *r, const osp_tensor *y, osp_tensor *dest, int64_t first) {
+  const int64_t at[5] = {0, 0, first, 0, 0};
+  if (y->device == dest->device) return r->measuring ? OSP_OK : osp_copy_region(y, origin, dest, at, y->shape);
+  osp_tensor host;
+  OSP_TRY(staging(r, y->shape, &host));
+  if (r->measuring) return OSP_OK;
+  OSP_TRY(osp_copy(y, &host));
+  return osp_copy_region(&host, origin, dest, at, y->shape);
+}
+
+/* A chunk's input: frames [first, first + count) of `source`, as activations in act[current]. */
+static osp_status chunk_input(vae_run *r, const osp_tensor *source, int64_t first, int64_t count, osp_tensor *x) {
+  osp_arena_reset(&r->act[r->current], 0);
+  return take_frames(r, source, first, count, &r->act[r->current], r->dtype, x);
+}
+
+/* z_raw = z / inv_std + mean (from the latents in f32 on the device), then post_quant_conv, for
+ * every latent frame at once. */
 static osp_status decode_begin(vae_run *r, job *j) {
-  osp_tensor raw;
-  OSP_TRY(new_tensor(&r->scratch, 5, j->in->shape, &raw));
-  if (!r->measuring) OSP_TRY(osp_channel_denormalize(j->in, &r->vae->latents_mean, &r->vae->inv_std, &raw));
-  return conv(r, &r->vae->post_quant_conv, &raw, NULL, &plain_geometry, &r->state, &j->sequence);
+  osp_tensor latents, raw;
+  OSP_TRY(take_frames(r, j->in, 0, j->in->shape[2], &r->scratch, OSP_F32, &latents));
+  OSP_TRY(new_tensor(r, &r->scratch, 5, j->in->shape, &raw));
+  if (!r->measuring) OSP_TRY(osp_channel_denormalize(&latents, &r->vae->latents_mean, &r->vae->inv_std, &raw));
+  return conv(r, &r->vae->post_quant_conv, &raw, NULL, &plain_geometry, &r->state, r->dtype, &j->sequence);
 }
 
 /* Latent frame i → 1 video frame (i = 0) or 4, clamped to [−1, 1], into the video behind the
@@ -277,10 +319,8 @@ static osp_status decode_chunk(vae_run *r, job *j, int i) {
   osp_tensor x, y;
   OSP_TRY(chunk_input(r, &j->sequence, i, 1, &x));
   OSP_TRY(run_tower(r, &x, &y));
-  if (r->measuring) return OSP_OK;
-  if (!j->unclamped) OSP_TRY(osp_clamp(&y, -1.0f, 1.0f, &y));
-  const int64_t first = i == 0 ? 0 : 1 + (int64_t)(i - 1) * r->tower->temporal_factor;
-  return osp_copy_region(&y, origin, j->out, (int64_t[]){0, 0, first, 0, 0}, y.shape);
+  if (!j->unclamped && !r->measuring) OSP_TRY(osp_clamp(&y, -1.0f, 1.0f, &y));
+  return give_frames(r, &y, j->out, i == 0 ? 0 : 1 + (int64_t)(i - 1) * r->tower->temporal_factor);
 }
 
 static osp_status decode_end(vae_run *r, job *j) {
@@ -289,9 +329,10 @@ static osp_status decode_end(vae_run *r, job *j) {
   return OSP_OK;
 }
 
+/* The encoder's outputs (f32, as the tower gives them) for every latent frame. */
 static osp_status encode_begin(vae_run *r, job *j) {
   const int64_t *o = j->out->shape, shape[5] = {o[0], 2 * o[1], o[2], o[3], o[4]};
-  return new_tensor(&r->state, 5, shape, &j->sequence);
+  return osp_arena_tensor(&r->state, OSP_F32, 5, shape, &j->sequence);
 }
 
 /* Video frames 0 (i = 0) or 1 + 4(i − 1) .. 4i → latent frame i of the encoder's output. */
@@ -303,14 +344,18 @@ static osp_status encode_chunk(vae_run *r, job *j, int i) {
   return r->measuring ? OSP_OK : osp_copy_region(&y, origin, &j->sequence, (int64_t[]){0, 0, i, 0, 0}, y.shape);
 }
 
-/* quant_conv, then the posterior mean (the first z channels), normalised: (μ − mean) · inv_std. */
+/* quant_conv, then the posterior mean (the first z channels), normalised: (μ − mean) · inv_std,
+ * into the latents. */
 static osp_status encode_end(vae_run *r, job *j) {
   osp_arena_reset(&r->scratch, 0);
-  osp_tensor moments;
-  OSP_TRY(conv(r, &r->vae->quant_conv, &j->sequence, NULL, &plain_geometry, &r->scratch, &moments));
-  if (r->measuring) return OSP_OK;
-  OSP_TRY(osp_copy_region(&moments, origin, j->out, origin, j->out->shape));
-  return osp_channel_normalize(j->out, &r->vae->latents_mean, &r->vae->inv_std, j->out);
+  osp_tensor moments, mu;
+  OSP_TRY(conv(r, &r->vae->quant_conv, &j->sequence, NULL, &plain_geometry, &r->scratch, OSP_F32, &moments));
+  OSP_TRY(osp_arena_tensor(&r->scratch, OSP_F32, 5, j->out->shape, &mu));
+  if (!r->measuring) {
+    OSP_TRY(osp_copy_region(&moments, origin, &mu, origin, mu.shape));
+    OSP_TRY(osp_channel_normalize(&mu, &r->vae->latents_mean, &r->vae->inv_std, &mu));
+  }
+  return give_frames(r, &mu, j->out, 0);
 }
 
 static const direction decoding = {"decode", decode_begin, decode_chunk, decode_end};
@@ -318,16 +363,25 @@ static const direction encoding = {"encode", encode_begin, encode_chunk, encode_
 
 /* ---- Planning and running ---- */
 
+enum { ARENAS = 5 }; /* state, two of activations, scratch (the device's), host staging */
+
+static void arenas_of(vae_run *r, osp_arena *arenas[ARENAS]) {
+  osp_arena *all[ARENAS] = {&r->state, &r->act[0], &r->act[1], &r->scratch, &r->host};
+  for (int i = 0; i < ARENAS; i++) arenas[i] = all[i];
+}
+
+static const char *const arena_names[ARENAS] = {"VAE state", "VAE activations", "VAE activations", "VAE scratch",
+                                                "VAE host staging"};
+
 static void free_run(vae_run *r) {
-  osp_arena_free(&r->state);
-  osp_arena_free(&r->act[0]);
-  osp_arena_free(&r->act[1]);
-  osp_arena_free(&r->scratch);
+  osp_arena *arenas[ARENAS];
+  arenas_of(r, arenas);
+  for (int i = 0; i < ARENAS; i++) osp_arena_free(arenas[i]);
   free(r->caches);
 }
 
 static osp_status start_run(const osp_vae *vae, const osp_vae_tower *tower, bool measuring, vae_run *r) {
-  *r = (vae_run){.vae = vae, .tower = tower, .measuring = measuring};
+  *r = (vae_run){.vae = vae, .tower = tower, .measuring = measuring, .dtype = osp_device_dtype(vae->device)};
   r->caches = calloc((size_t)tower->cache_count + 1, sizeof *r->caches);
   if (!r->caches) return osp_fail(OSP_ERR_MEMORY, "cannot allocate %d feature caches", tower->cache_count);
   return OSP_OK;
@@ -344,36 +398,41 @@ static osp_status run_chunks(vae_run *r, const direction *d, job *j, int chunks,
   return d->end(r, j);
 }
 
-/* The arenas' peaks over the first two chunks (every later one repeats the second's shapes). */
+/* The arenas' peaks over the first two chunks (every later one repeats the second's shapes). The
+ * measuring arenas stand for the VAE's device (the staging one for the host). */
 static osp_status measure(const osp_vae *vae, const osp_vae_tower *tower, const direction *d, job *j,
-                          size_t peak[4]) {
+                          size_t peak[ARENAS]) {
   vae_run r;
+  osp_arena *arenas[ARENAS];
   osp_status status = start_run(vae, tower, true, &r);
-  if (status == OSP_OK) {
-    r.state = osp_arena_measuring("VAE state");
-    r.act[0] = osp_arena_measuring("VAE activations");
-    r.act[1] = osp_arena_measuring("VAE activations");
-    r.scratch = osp_arena_measuring("VAE scratch");
-    status = run_chunks(&r, d, j, j->chunks < 2 ? j->chunks : 2, NULL);
+  arenas_of(&r, arenas);
+  for (int i = 0; i < ARENAS; i++) {
+    *arenas[i] = osp_arena_measuring(arena_names[i]);
+    arenas[i]->device = i == ARENAS - 1 ? OSP_CPU : vae->device;
   }
-  const osp_arena *arenas[4] = {&r.state, &r.act[0], &r.act[1], &r.scratch};
-  for (int i = 0; i < 4; i++) peak[i] = arenas[i]->peak;
+  if (status == OSP_OK) status = run_chunks(&r, d, j, j->chunks < 2 ? j->chunks : 2, NULL);
+  for (int i = 0; i < ARENAS; i++) peak[i] = arenas[i]->peak;
   free(r.caches);
   return status;
 }
 
+/* What the device holds at the peak: state, activations and scratch (not the host staging). */
+static size_t device_bytes(const size_t peak[ARENAS]) { return peak[0] + peak[1] + peak[2] + peak[3]; }
+
 static osp_status run_direction(const osp_vae *vae, const osp_vae_tower *tower, const direction *d, job *j,
                                 osp_vae_progress *progress) {
-  size_t peak[4];
+  size_t peak[ARENAS];
   OSP_TRY(measure(vae, tower, d, j, peak));
-  if (progress) progress->planned_bytes = peak[0] + peak[1] + peak[2] + peak[3];
-  osp_debug("VAE %s plan: state %.1f MiB, activations 2 x %.1f MiB, scratch %.1f MiB", d->name, peak[0] / 1048576.0,
-            (peak[1] > peak[2] ? peak[1] : peak[2]) / 1048576.0, peak[3] / 1048576.0);
+  if (progress) progress->planned_bytes = device_bytes(peak);
+  osp_debug("VAE %s plan: state %.1f MiB, activations 2 x %.1f MiB, scratch %.1f MiB; host staging %.1f MiB",
+            d->name, peak[0] / 1048576.0, (peak[1] > peak[2] ? peak[1] : peak[2]) / 1048576.0, peak[3] / 1048576.0,
+            peak[4] / 1048576.0);
   vae_run r;
+  osp_arena *arenas[ARENAS];
   osp_status status = start_run(vae, tower, false, &r);
-  const char *names[4] = {"VAE state", "VAE activations", "VAE activations", "VAE scratch"};
-  osp_arena *arenas[4] = {&r.state, &r.act[0], &r.act[1], &r.scratch};
-  for (int i = 0; status == OSP_OK && i < 4; i++) status = osp_device_arena(arenas[i], names[i], vae->device, peak[i]);
+  arenas_of(&r, arenas);
+  for (int i = 0; status == OSP_OK && i < ARENAS; i++)
+    status = osp_device_arena(arenas[i], arena_names[i], i == ARENAS - 1 ? OSP_CPU : vae->device, peak[i]);
   if (status == OSP_OK) status = run_chunks(&r, d, j, j->chunks, progress);
   if (status != OSP_OK) osp_fail_context(status, "VAE %s", d->name);
   free_run(&r);
@@ -417,12 +476,11 @@ osp_status osp_vae_encoded_shape(const osp_vae *vae, const osp_tensor *video, in
   return OSP_OK;
 }
 
-/* input f32 on the VAE's device; output of `shape`. */
-static osp_status check_io(const osp_vae *vae, const char *in_name, const osp_tensor *in, const char *out_name,
-                           const osp_tensor *out, const int64_t shape[5]) {
+/* input and output host f32 tensors (on every device), the output of `shape`. */
+static osp_status check_io(const char *in_name, const osp_tensor *in, const char *out_name, const osp_tensor *out,
+                           const int64_t shape[5]) {
   OSP_TRY(osp_check_f32_cpu(in_name, in));
   OSP_TRY(osp_check_f32_cpu(out_name, out));
-  if (in->device != vae->device) return osp_fail(OSP_ERR_ARGUMENT, "%s: not on the VAE's device", in_name);
   return osp_check_shape(out_name, out, 5, shape);
 }
 
@@ -430,7 +488,7 @@ static osp_status decode(const osp_vae *vae, const osp_tensor *latents, osp_tens
                          bool clamp) {
   int64_t shape[5];
   OSP_TRY(osp_vae_decoded_shape(vae, latents, shape));
-  OSP_TRY(check_io(vae, "latents", latents, "video", video, shape));
+  OSP_TRY(check_io("latents", latents, "video", video, shape));
   job j = {.in = latents, .out = video, .chunks = (int)latents->shape[2], .unclamped = !clamp};
   return run_direction(vae, &vae->decoder, &decoding, &j, progress);
 }
@@ -451,9 +509,9 @@ osp_status osp_vae_decode_plan(const osp_vae *vae, const int64_t latent_shape[5]
   OSP_TRY(osp_vae_decoded_shape(vae, &latents, shape));
   osp_tensor video = osp_tensor_make(NULL, OSP_F32, vae->device, 5, shape);
   job j = {.in = &latents, .out = &video, .chunks = (int)latent_shape[2]};
-  size_t peak[4];
+  size_t peak[ARENAS];
   OSP_TRY(measure(vae, &vae->decoder, &decoding, &j, peak));
-  *bytes = peak[0] + peak[1] + peak[2] + peak[3];
+  *bytes = device_bytes(peak);
   return OSP_OK;
 }
 
@@ -461,7 +519,7 @@ osp_status osp_vae_encode(const osp_vae *vae, const osp_tensor *video, osp_tenso
                           osp_vae_progress *progress) {
   int64_t shape[5];
   OSP_TRY(osp_vae_encoded_shape(vae, video, shape));
-  OSP_TRY(check_io(vae, "video", video, "latents", latents, shape));
+  OSP_TRY(check_io("video", video, "latents", latents, shape));
   job j = {.in = video, .out = latents, .chunks = (int)shape[2]};
   return run_direction(vae, &vae->encoder, &encoding, &j, progress);
 }

@@ -80,7 +80,7 @@ typedef struct {
 
 typedef struct {
   osp_vae_config config;
-  osp_device device;
+  osp_device device; /* where the weights live and the VAE runs (the loaders give the CPU) */
   osp_vae_tower encoder, decoder;
   osp_vae_conv quant_conv, post_quant_conv; /* 1×1×1: 2z → 2z, z → z */
   osp_tensor latents_mean, inv_std;         /* [z]; inv_std = 1/std as the references keep it */
@@ -98,6 +98,17 @@ void osp_vae_free(osp_vae *vae);
 /* The same from a weights file and a config given here: the original Wan2.1 release ships its VAE
  * without a config.json (osp_vae_config_wan21 is its config). */
 osp_status osp_vae_load_file(const osp_vae_config *config, const char *weights, osp_vae *vae);
+
+/* The VAE on another device: its weights copied into one arena there, in the device's dtype
+ * (bf16 on CUDA, osp_device_dtype; the latent statistics stay f32). src is left as it was; free
+ * each with osp_vae_free. Weights of a VAE on CUDA take 2 bytes a parameter (254 MB for Wan2.1's
+ * 126.9 M). */
+osp_status osp_vae_to_device(const osp_vae *src, osp_device device, osp_vae *vae);
+
+/* A VAE of `config` on `device` with random weights (tests): convolution and attention matrices
+ * N(0, 1/fan_in), norm gammas N(0, 1), biases N(0, 0.1²), each parameter from its own Philox stream
+ * of `seed`, so every device draws the same numbers (rounded to its dtype). */
+osp_status osp_vae_init_random(const osp_vae_config *config, uint64_t seed, osp_device device, osp_vae *vae);
 
 /* A VAE of `config` with shapes and no weights (every tensor's data NULL): for memory plans. */
 osp_status osp_vae_shapes(const osp_vae_config *config, osp_vae *vae);
@@ -121,7 +132,9 @@ osp_status osp_vae_decoded_shape(const osp_vae *vae, const osp_tensor *latents, 
 osp_status osp_vae_encoded_shape(const osp_vae *vae, const osp_tensor *video, int64_t shape[5]);
 
 /* latents: normalised (the DiT's space) → video in [−1, 1]: z / inv_std + mean, post_quant_conv,
- * the decoder chunk by chunk, clamped. progress may be NULL. */
+ * the decoder chunk by chunk, clamped. progress may be NULL. Inputs and outputs of decode and
+ * encode are host f32 tensors whatever the VAE's device: on CUDA each chunk is uploaded and its
+ * frames downloaded, and the VAE computes with bf16 activations and f32 accumulation. */
 osp_status osp_vae_decode(const osp_vae *vae, const osp_tensor *latents, osp_tensor *video,
                           osp_vae_progress *progress);
 /* osp_vae_decode over spatial tiles of `tile` pixels every `stride` (multiples of 8; diffusers'

@@ -2,6 +2,7 @@
  * its original Wan2.1 name (wan/modules/vae.py), its diffusers name (AutoencoderKLWan) and its
  * shape; loading walks that table (PAPER.md 3, "VAE names"). */
 #include <libgen.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,25 +277,37 @@ static osp_status reject_unexpected(const osp_st_file *file, const osp_st_entry 
                   file->path, file->entries[i].name);
 }
 
+/* The bytes of the normalisation vectors (f32 [z] each) in an arena. */
+static size_t statistics_bytes(const osp_vae *vae) { return 2 * osp_arena_align((size_t)vae->config.z_dim * sizeof(float)); }
+
+/* The normalisation vectors from the config into the arena: the mean, and inv_std = 1/std in
+ * float32 (as torch's 1.0 / tensor(std)), f32 on every device. */
+static osp_status set_statistics(osp_vae *vae) {
+  const int64_t z = vae->config.z_dim;
+  float mean[OSP_VAE_MAX_Z], inv[OSP_VAE_MAX_Z];
+  for (int64_t i = 0; i < z; i++) {
+    mean[i] = vae->config.latents_mean[i];
+    inv[i] = 1.0f / vae->config.latents_std[i];
+  }
+  const osp_tensor host_mean = osp_tensor_make(mean, OSP_F32, OSP_CPU, 1, &z);
+  const osp_tensor host_inv = osp_tensor_make(inv, OSP_F32, OSP_CPU, 1, &z);
+  OSP_TRY(osp_arena_tensor(&vae->converted, OSP_F32, 1, &z, &vae->latents_mean));
+  OSP_TRY(osp_arena_tensor(&vae->converted, OSP_F32, 1, &z, &vae->inv_std));
+  OSP_TRY(osp_copy(&host_mean, &vae->latents_mean));
+  return osp_copy(&host_inv, &vae->inv_std);
+}
+
 /* Every slot points at its data, in the shape the model uses: aligned float32 in place, anything
  * else converted into the arena; then the normalisation vectors. */
 static osp_status bind(osp_vae *vae, const parameter_list *list, const osp_st_entry **found) {
-  const int z = vae->config.z_dim;
-  size_t bytes = 2 * osp_arena_align((size_t)z * sizeof(float));
+  size_t bytes = statistics_bytes(vae);
   for (int i = 0; i < list->count; i++) bytes += osp_st_f32_copy_bytes(found[i]);
   OSP_TRY(osp_arena_init(&vae->converted, "VAE weights", bytes));
   for (int i = 0; i < list->count; i++) {
     const parameter *p = &list->items[i];
     OSP_TRY(osp_st_view_f32(found[i], &vae->converted, p->use_ndim, p->use_shape, p->slot));
   }
-  OSP_TRY(osp_arena_tensor(&vae->converted, OSP_F32, 1, (int64_t[]){z}, &vae->latents_mean));
-  OSP_TRY(osp_arena_tensor(&vae->converted, OSP_F32, 1, (int64_t[]){z}, &vae->inv_std));
-  float *mean = vae->latents_mean.data, *inv = vae->inv_std.data;
-  for (int i = 0; i < z; i++) {
-    mean[i] = vae->config.latents_mean[i];
-    inv[i] = 1.0f / vae->config.latents_std[i]; /* float32, as torch's 1.0 / tensor(std) */
-  }
-  return OSP_OK;
+  return set_statistics(vae);
 }
 
 static osp_status load_weights(osp_vae *vae, const parameter_list *list) {
@@ -350,6 +363,77 @@ osp_status osp_vae_shapes(const osp_vae_config *config, osp_vae *vae) {
     *p->slot = osp_tensor_make(NULL, OSP_F32, OSP_CPU, p->use_ndim, p->use_shape);
     vae->parameter_count += osp_tensor_numel(p->slot);
   }
+  free(list.items);
+  if (status != OSP_OK) osp_vae_free(vae);
+  return status;
+}
+
+/* ---- Weights on a device ---- */
+
+/* Every parameter its own tensor in the device's dtype (bf16 on CUDA), in one arena on
+ * vae->device, then the normalisation vectors; counts the parameters. */
+static osp_status allocate_parameters(osp_vae *vae, const parameter_list *list) {
+  const osp_dtype dtype = osp_device_dtype(vae->device);
+  size_t bytes = statistics_bytes(vae);
+  for (int i = 0; i < list->count; i++) {
+    const osp_tensor shape = osp_tensor_make(NULL, dtype, vae->device, list->items[i].use_ndim, list->items[i].use_shape);
+    bytes += osp_arena_align(osp_tensor_bytes(&shape));
+  }
+  OSP_TRY(osp_device_arena(&vae->converted, "VAE weights", vae->device, bytes));
+  for (int i = 0; i < list->count; i++) {
+    const parameter *p = &list->items[i];
+    OSP_TRY(osp_arena_tensor(&vae->converted, dtype, p->use_ndim, p->use_shape, p->slot));
+    vae->parameter_count += osp_tensor_numel(p->slot);
+  }
+  return set_statistics(vae);
+}
+
+/* A VAE of `config` on `device` with room for its weights (not yet set), and its parameter table. */
+static osp_status start_on(const osp_vae_config *config, osp_device device, osp_vae *vae, parameter_list *list) {
+  *vae = (osp_vae){.config = *config, .device = device};
+  *list = (parameter_list){0};
+  OSP_TRY(build(vae, list));
+  return allocate_parameters(vae, list);
+}
+
+/* Random weights: convolution and attention matrices N(0, 1/fan_in), norm gammas N(0, 1), biases
+ * N(0, 0.1²). Parameter i of the table draws from Philox stream i of the seed, so every device gets
+ * the same numbers (rounded to its dtype). */
+static osp_status fill_random(const parameter *p, uint64_t seed, uint32_t stream) {
+  const int64_t n = osp_tensor_numel(p->slot);
+  const bool matrix = p->use_ndim >= 2;
+  const float std = matrix ? 1.0f / sqrtf((float)(n / p->use_shape[0]))
+                  : strstr(p->name.s[DIFFUSERS], "gamma") ? 1.0f : 0.1f;
+  return osp_randn_fill(seed, stream, std, p->slot);
+}
+
+osp_status osp_vae_init_random(const osp_vae_config *config, uint64_t seed, osp_device device, osp_vae *vae) {
+  parameter_list list;
+  osp_status status = start_on(config, device, vae, &list);
+  for (int i = 0; status == OSP_OK && i < list.count; i++) status = fill_random(&list.items[i], seed, (uint32_t)i);
+  free(list.items);
+  if (status != OSP_OK) osp_vae_free(vae);
+  return status;
+}
+
+/* The slot of `other` at the place `slot` has in `built` (two VAEs of one config, built alike): a
+ * slot lies in one of the towers' layer arrays or in the VAE itself. */
+static const osp_tensor *matching_slot(const osp_vae *built, const osp_tensor *slot, const osp_vae *other) {
+  const uintptr_t at = (uintptr_t)slot;
+  const osp_vae_tower *towers[2] = {&built->encoder, &built->decoder}, *others[2] = {&other->encoder, &other->decoder};
+  for (int i = 0; i < 2; i++) {
+    const uintptr_t first = (uintptr_t)towers[i]->layers;
+    if (at >= first && at < first + (size_t)towers[i]->layer_count * sizeof *towers[i]->layers)
+      return (const osp_tensor *)((const char *)others[i]->layers + (at - first));
+  }
+  return (const osp_tensor *)((const char *)other + (at - (uintptr_t)built));
+}
+
+osp_status osp_vae_to_device(const osp_vae *src, osp_device device, osp_vae *vae) {
+  parameter_list list;
+  osp_status status = start_on(&src->config, device, vae, &list);
+  for (int i = 0; status == OSP_OK && i < list.count; i++)
+    status = osp_copy(matching_slot(vae, list.items[i].slot, src), list.items[i].slot);
   free(list.items);
   if (status != OSP_OK) osp_vae_free(vae);
   return status;

@@ -1,4 +1,6 @@
-/* The 3D convolution op: operands and geometry checked, then the CPU kernel (src/cpu/conv.c). */
+/* The 3D convolution op: operands and geometry checked, then the CPU kernel (src/cpu/conv.c) or
+ * the CUDA one (src/cuda/conv.cu). */
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "core/status.h"
@@ -6,7 +8,9 @@
 #include "ops/check.h"
 #include "ops/conv.h"
 
-enum { SCRATCH_TARGET_BYTES = 16 << 20 }; /* one band of im2col columns */
+/* One band of im2col columns: on the CPU f32, on CUDA in the weights' dtype and small enough that
+ * the product finds the band just written still in L2 (50 MiB on an H100). */
+enum { CPU_BAND_BYTES = 16 << 20, CUDA_BAND_BYTES = 24 << 20 };
 
 static const char axis_names[3] = {'t', 'h', 'w'};
 
@@ -65,11 +69,16 @@ osp_status osp_conv3d_output_shape(const osp_tensor *x, const osp_tensor *histor
   return OSP_OK;
 }
 
-/* Bytes of one im2col band: as many whole output rows as fit in the target, at least one. */
-static size_t band_bytes(const osp_cpu_conv3d_shape *s) {
-  if (osp_cpu_conv3d_is_pointwise(s)) return 0;
-  const size_t row = (size_t)osp_cpu_conv3d_row_floats(s) * sizeof(float);
-  size_t rows = SCRATCH_TARGET_BYTES / row;
+/* Bytes of one im2col band: as many whole output rows as fit in the device's target, at least
+ * one, each of K·Wo columns in the dtype the product reads (f32 on the CPU, w's on CUDA); 0 where
+ * the input frames are the columns themselves (pointwise, x already in that dtype). The one place
+ * the scratch of a convolution is decided. */
+static size_t band_bytes(const osp_cpu_conv3d_shape *s, osp_device device, osp_dtype x_dtype,
+                         osp_dtype w_dtype) {
+  if (osp_cpu_conv3d_is_pointwise(s) && x_dtype == w_dtype) return 0;
+  const bool cuda = device == OSP_CUDA;
+  const size_t row = (size_t)osp_cpu_conv3d_row_floats(s) * (cuda ? osp_dtype_size(w_dtype) : sizeof(float));
+  size_t rows = (cuda ? CUDA_BAND_BYTES : CPU_BAND_BYTES) / row;
   if (rows < 1) rows = 1;
   if (rows > (size_t)s->out_height) rows = (size_t)s->out_height;
   return rows * row;
@@ -78,8 +87,24 @@ static size_t band_bytes(const osp_cpu_conv3d_shape *s) {
 size_t osp_conv3d_scratch_bytes(const osp_tensor *x, const osp_tensor *history, const osp_tensor *w,
                                 const osp_conv3d_geometry *geometry) {
   const osp_cpu_conv3d_shape s = kernel_shape(x, history, w, geometry);
-  return band_bytes(&s);
+  return band_bytes(&s, x->device, x->dtype, w->dtype);
 }
+
+#ifdef OSP_HAVE_CUDA
+static osp_cuda_conv3d_shape cuda_shape(const osp_cpu_conv3d_shape *s) {
+  osp_cuda_conv3d_shape c = {
+      .batch = s->batch, .in_channels = s->in_channels, .out_channels = s->out_channels,
+      .history_frames = s->history_frames, .frames = s->frames, .height = s->height, .width = s->width,
+      .upsample = s->upsample, .out_frames = s->out_frames, .out_height = s->out_height,
+      .out_width = s->out_width};
+  for (int d = 0; d < 3; d++) {
+    c.kernel[d] = s->kernel[d];
+    c.stride[d] = s->stride[d];
+    c.pad_before[d] = s->pad_before[d];
+  }
+  return c;
+}
+#endif
 
 static osp_status check_operands(ops_call *call, const osp_tensor *x, const osp_tensor *history,
                                  const osp_tensor *w, const osp_tensor *bias, const osp_tensor *y) {
@@ -89,6 +114,9 @@ static osp_status check_operands(ops_call *call, const osp_tensor *x, const osp_
   OSP_TRY(ops_check_shape(call, "w", w, 5, (const int64_t[]){-1, x->shape[1], -1, -1, -1}));
   if (history) {
     OSP_TRY(ops_check_float(call, "history", history, OPS_CONTIGUOUS));
+    if (history->dtype != x->dtype)
+      return osp_fail(OSP_ERR_SHAPE, "%s: history: expected x's dtype %s, found %s", call->op,
+                      osp_dtype_name(x->dtype), osp_dtype_name(history->dtype));
     OSP_TRY(ops_check_shape(call, "history", history, 5,
                             (const int64_t[]){x->shape[0], x->shape[1], -1, x->shape[3], x->shape[4]}));
   }
@@ -112,17 +140,25 @@ osp_status osp_conv3d(const osp_tensor *x, const osp_tensor *history, const osp_
   OSP_TRY(osp_conv3d_output_shape(x, history, w, geometry, shape));
   OSP_TRY(ops_check_shape(&call, "y", y, 5, shape));
   const osp_cpu_conv3d_shape s = kernel_shape(x, history, w, geometry);
-  const size_t need = band_bytes(&s);
+  const size_t need = band_bytes(&s, x->device, x->dtype, w->dtype);
   if (need) {
     OSP_TRY(ops_check_operand(&call, "scratch", scratch, OSP_U8, OPS_CONTIGUOUS));
     if (osp_tensor_bytes(scratch) < need)
       return osp_fail(OSP_ERR_SHAPE, "osp_conv3d: scratch: expected at least %zu bytes (osp_conv3d_scratch_bytes), found %zu",
                       need, osp_tensor_bytes(scratch));
   }
+  OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA) {
+    const osp_cuda_conv3d_shape c = cuda_shape(&s);
+    return osp_cuda_conv3d(x->data, history ? history->data : NULL, x->dtype, w->data, w->dtype,
+                           bias ? bias->data : NULL, bias ? bias->dtype : OSP_F32, y->data, y->dtype, &c,
+                           need ? scratch->data : NULL, need ? osp_tensor_bytes(scratch) : 0);
+  }
+#endif
   OSP_TRY(ops_check_blas_size(&call, "the kernel volume times Cin", w->shape[1] * w->shape[2] * w->shape[3] * w->shape[4]));
   OSP_TRY(ops_check_blas_size(&call, "y's row stride", s.out_frames * s.out_height * s.out_width));
   OSP_TRY(ops_check_blas_size(&call, "x's channel stride", (s.frames + s.history_frames) * s.height * s.width));
-  OSP_TRY(ops_require_cpu(&call));
   osp_cpu_conv3d(x->data, history ? history->data : NULL, w->data, bias ? bias->data : NULL, y->data, &s,
                  need ? scratch->data : NULL, (int64_t)(need ? osp_tensor_bytes(scratch) / sizeof(float) : 0));
   return OSP_OK;

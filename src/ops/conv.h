@@ -1,7 +1,8 @@
 /* Ops on channel-first videos [B, C, T, H, W], the layout of the Wan-VAE: the 3D convolution, the
  * norm over channels, the latent normalisation, region copies, transposes and the clamp. They
- * check their operands as the ops of ops.h do; the CPU computes them (src/cpu/conv.h), CUDA
- * refuses them until its kernels exist (OSP_ERR_UNSUPPORTED, "... no cuda kernel yet"). */
+ * check their operands as the ops of ops.h do and run on the tensors' device: the CPU in f32
+ * (src/cpu/conv.h), CUDA in bf16 or f32 storage with f32 arithmetic (src/cuda/conv.cu,
+ * channels.cu); each operand keeps its own dtype there unless an op says otherwise. */
 #ifndef OSP_OPS_CONV_H
 #define OSP_OPS_CONV_H
 
@@ -21,7 +22,9 @@ typedef struct {
  * with the frames of `history` [B, Cin, Th, H, W] (NULL: none) in front of its own: a causal
  * convolution's cache of the previous chunk's last frames. w [Cout, Cin, kt, kh, kw]; bias [Cout]
  * or NULL; y [B, Cout, T', H', W'] as osp_conv3d_output_shape gives it. scratch: u8 of at least
- * osp_conv3d_scratch_bytes (NULL where that is 0). y must not overlap the inputs. */
+ * osp_conv3d_scratch_bytes (NULL where that is 0). y must not overlap the inputs. history has x's
+ * dtype. On CUDA the product runs on tensor cores in w's dtype (x is converted as it is
+ * unfolded), f32 accumulation, through cuBLASLt. */
 osp_status osp_conv3d(const osp_tensor *x, const osp_tensor *history, const osp_tensor *w,
                       const osp_tensor *bias, const osp_conv3d_geometry *geometry,
                       const osp_tensor *scratch, osp_tensor *y);
@@ -33,19 +36,25 @@ osp_status osp_conv3d_output_shape(const osp_tensor *x, const osp_tensor *histor
                                    int64_t shape[5]);
 
 /* The scratch osp_conv3d needs for these operands: one band of output rows unfolded (im2col),
- * about 16 MiB and at least one row; 0 for a 1×1×1 convolution that reads its input directly. */
+ * about 16 MiB (CPU, f32) or 24 MiB (CUDA, in w's dtype) and at least one row; 0 for a 1×1×1
+ * convolution that reads its input directly (on CUDA where x has w's dtype). */
 size_t osp_conv3d_scratch_bytes(const osp_tensor *x, const osp_tensor *history, const osp_tensor *w,
                                 const osp_conv3d_geometry *geometry);
 
 /* The RMS norm of the Wan-VAE over the channels of x [B, C, ...]:
  * y = x / max(‖x[b, :, s]‖₂, 1e-12) · √C · gamma[c] + bias[c] (F.normalize over dim 1, then the
- * scale). gamma [C]; bias [C] or NULL. y may be x. */
+ * scale). gamma [C]; bias [C] (gamma's dtype) or NULL. y may be x. */
 osp_status osp_channel_rmsnorm(const osp_tensor *x, const osp_tensor *gamma, const osp_tensor *bias,
                                osp_tensor *y);
 
+/* osp_channel_rmsnorm without a bias, then SiLU (y = v / (1 + e^(−v))): every residual block of
+ * the Wan-VAE runs the two in turn. y may be x. */
+osp_status osp_channel_rmsnorm_silu(const osp_tensor *x, const osp_tensor *gamma, osp_tensor *y);
+
 /* Latent normalisation per channel of x [B, C, ...] with mean and inv_std [C] (inv_std = 1/std, as
  * Wan2.1 and diffusers keep it): normalize y = (x − mean) · inv_std, denormalize
- * y = x / inv_std + mean (not x·std + mean, which rounds differently). y may be x. */
+ * y = x / inv_std + mean (not x·std + mean, which rounds differently). mean and inv_std share a
+ * dtype. y may be x. */
 osp_status osp_channel_normalize(const osp_tensor *x, const osp_tensor *mean,
                                  const osp_tensor *inv_std, osp_tensor *y);
 osp_status osp_channel_denormalize(const osp_tensor *x, const osp_tensor *mean,

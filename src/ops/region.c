@@ -42,7 +42,12 @@ osp_status osp_copy_region(const osp_tensor *src, const int64_t *src_offset, osp
   } else {
     OSP_TRY(ops_check_disjoint(&call, "dst", dst, "src", src));
   }
-  OSP_TRY(ops_require_cpu(&call));
+  OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_copy_region(src->data, src->shape, src_offset, dst->data, dst->shape, dst_offset, size,
+                                src->ndim, osp_dtype_size(src->dtype));
+#endif
   osp_cpu_copy_region(src->data, src->shape, src_offset, dst->data, dst->shape, dst_offset, size, src->ndim);
   return OSP_OK;
 }
@@ -54,7 +59,11 @@ osp_status osp_transpose(const osp_tensor *x, osp_tensor *y) {
   OSP_TRY(ops_check_float(&call, "y", y, OPS_CONTIGUOUS));
   OSP_TRY(ops_check_shape(&call, "y", y, 3, (const int64_t[]){x->shape[0], x->shape[2], x->shape[1]}));
   OSP_TRY(ops_check_disjoint(&call, "y", y, "x", x));
-  OSP_TRY(ops_require_cpu(&call));
+  OSP_TRY(ops_check_backend(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA)
+    return osp_cuda_transpose(x->data, x->dtype, y->data, y->dtype, x->shape[0], x->shape[1], x->shape[2]);
+#endif
   osp_cpu_transpose(x->data, y->data, x->shape[0], x->shape[1], x->shape[2]);
   return OSP_OK;
 }
