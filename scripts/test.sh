@@ -81,6 +81,7 @@ print(f"built-in model: ShapesBench {o:.1%} (at least 70%)\nbuilt-in model: {int
 }
 suite "built-in model on the CPU (ShapesBench)" builtin_model
 suite "bench/torch_wan.py runs (tiny, CPU; not timed)" "$python" bench/torch_wan.py --tiny --device cpu --op all
+suite "bench/torch_vae.py runs (tiny, CPU; not timed)" "$python" bench/torch_vae.py --device cpu --res 2x4x4
 suite "bench/torch_sp.py on 2 CPU ranks (tiny; its layouts against one process; not timed)" \
   "$python" -m torch.distributed.run --nproc-per-node 2 bench/torch_sp.py --tiny --device cpu
 suite "build (clang, ASan + UBSan)" build build-asan -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DOSP_SANITIZE=ON -DOSP_CUDA=OFF

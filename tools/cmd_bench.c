@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "cli_ranks.h"
 #include "bench_traffic.h"
+#include "bench_vae.h"
 #include "commands.h"
 #include "core/clock.h"
 #include "core/config.h"
@@ -26,7 +27,7 @@
 typedef struct {
   const char *device, *preset, *resolutions, *schedules, *json, *repeat, *sp, *ranks, *config;
   long long repeat_count, rank_count; /* --repeat, --ranks, parsed */
-  int skip_ops, skip_forward, train, cfg_parallel, dry_run;
+  int skip_ops, skip_forward, train, cfg_parallel, dry_run, vae;
 } bench_arguments;
 
 typedef struct {
@@ -590,6 +591,12 @@ static osp_status forwards_at(void *p, const char *name) {
   return for_each_item(r->a->schedules, forward_with, r);
 }
 
+static osp_status vae_at(void *p, const char *name) {
+  run_context *r = p;
+  OSP_TRY(find_resolution(name, &r->res));
+  return bench_vae(r->b->device, r->res.name, r->res.latent, r->b->results);
+}
+
 static osp_status write_json(const char *path, const bench *b, const char *model) {
   char tmp[4096];
   snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -645,6 +652,17 @@ static osp_status dry_run(const bench_arguments *a, osp_device device) {
   return status;
 }
 
+/* --vae: the VAE's decode per resolution, nothing else. */
+static osp_status run_vae(const bench_arguments *a, osp_device device) {
+  bench b = {.device = device, .results = json_array()};
+  run_context r = {.b = &b, .a = a};
+  printf("osp bench: the Wan2.1 VAE (random weights) on %s\n", device == OSP_CUDA ? "cuda" : "cpu");
+  osp_status status = for_each_item(a->resolutions, vae_at, &r);
+  if (status == OSP_OK && a->json) status = write_json(a->json, &b, "wan2.1-vae");
+  json_decref(b.results);
+  return status;
+}
+
 static osp_status run(const bench_arguments *a, const cli_ranks *ranks, osp_device device) {
   bench b = {.repeat = (int)a->repeat_count, .ranks = ranks, .device = device};
   const bool alone = ranks->size == 1, speak = ranks->rank == 0;
@@ -695,6 +713,8 @@ int cmd_bench(int argc, char **argv) {
                                 "Ulysses and SSP side by side, from the plans alone", NULL, &a.dry_run},
       {"--ranks", NULL, "N", "with --dry-run: how many ranks (with --cfg-parallel, two groups of N/2)", &a.ranks, NULL},
       {"--config", NULL, "C.json", "a model config.json instead of --preset", &a.config, NULL},
+      {"--vae", NULL, NULL, "time the Wan2.1 VAE's decode instead (random weights; 81 frames at 480p/720p, or "
+                            "latent FxHxW; bench/torch_vae.py times diffusers' on the same shapes)", NULL, &a.vae},
       {0},
   };
   cli_command command = {
@@ -723,6 +743,10 @@ int cmd_bench(int argc, char **argv) {
   osp_status status = cli_parse_device(a.device, OSP_CUDA, &device);
   if (status == OSP_OK && a.dry_run) {
     status = dry_run(&a, device);
+    return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+  }
+  if (status == OSP_OK && a.vae) {
+    status = run_vae(&a, device);
     return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
   }
   if (status == OSP_OK) status = cli_ranks_start(a.sp, a.cfg_parallel, device, &ranks);

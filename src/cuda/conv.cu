@@ -9,6 +9,9 @@
  * weights' dtype reads its input frames in place as the columns. */
 #include "cuda/gemm.cuh"
 #include "cuda/kernels.cuh"
+#ifdef OSP_HAVE_CUDNN
+#include "cuda/conv_cudnn.cuh"
+#endif
 
 namespace {
 
@@ -109,7 +112,87 @@ size_t row_bytes(const osp_cuda_conv3d_shape &s, osp_dtype cols_dtype) {
   return (size_t)(K * s.out_width) * dtype_bytes(cols_dtype);
 }
 
+#ifdef OSP_HAVE_CUDNN
+/* staged [B, Cin, Th + T, H·up, W·up] = x behind history, read ×up: the one contiguous input cuDNN
+ * takes. */
+__global__ void stage_kernel(const void *x, const void *history, osp_dtype dtype, void *staged,
+                             const osp_cuda_conv3d_shape s, int64_t n) {
+  const int shift = s.upsample == 2;
+  const int64_t width = s.width << shift, height = s.height << shift, frames = s.history_frames + s.frames;
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
+    const int64_t w = i % width, h = i / width % height, t = i / (width * height) % frames;
+    const int64_t c = i / (width * height * frames) % s.in_channels, b = i / (width * height * frames * s.in_channels);
+    const void *base = nullptr;
+    int64_t first = 0, channel_stride = 0;
+    input_frame(x, history, s, b, t, &base, &first, &channel_stride);
+    osp_put(staged, dtype, i, osp_load(base, dtype, first + c * channel_stride + (h >> shift) * s.width + (w >> shift)));
+  }
+}
+
+/* y[b, o, ...] += bias[o] over y [B, Cout, plane]. */
+__global__ void add_bias_kernel(void *y, osp_dtype y_dtype, const void *bias, osp_dtype bias_dtype, int64_t Cout,
+                                int64_t plane, int64_t n) {
+  for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x)
+    osp_put(y, y_dtype, i, osp_load(y, y_dtype, i) + osp_load(bias, bias_dtype, i / plane % Cout));
+}
+
+/* The bytes of the input cuDNN needs staged: 0 where x is that input already. */
+int64_t staged_bytes(const osp_cuda_conv3d_shape &s) {
+  if (!s.history_frames && s.upsample == 1) return 0;
+  return s.batch * s.in_channels * (s.history_frames + s.frames) * (s.height * s.upsample) * (s.width * s.upsample) * 2;
+}
+
+/* The bf16 convolution through cuDNN: input staged where it must be, then cuDNN with the padding
+ * that gives y's size ((n' − 1)·stride + k − n − before after, at least 0), then the bias (a
+ * second rounding where y is bf16, as PyTorch's convolutions add theirs). */
+osp_status conv_cudnn(const void *x, const void *history, const void *w, const void *bias, osp_dtype bias_dtype,
+                      void *y, const osp_cuda_conv3d_shape &s, void *scratch) {
+  const void *input = x;
+  if (staged_bytes(s)) {
+    const int64_t n = staged_bytes(s) / 2;
+    stage_kernel<<<osp_cuda_blocks(n, 256), 256, 0, osp_cuda_stream()>>>(x, history, OSP_BF16, scratch, s, n);
+    OSP_TRY(osp_cuda_launched("osp_cuda_conv3d (staging for cuDNN)"));
+    input = scratch;
+  }
+  const int64_t x_dims[5] = {s.batch, s.in_channels, s.history_frames + s.frames, s.height * s.upsample,
+                             s.width * s.upsample};
+  const int64_t w_dims[5] = {s.out_channels, s.in_channels, s.kernel[0], s.kernel[1], s.kernel[2]};
+  const int64_t y_dims[5] = {s.batch, s.out_channels, s.out_frames, s.out_height, s.out_width};
+  int64_t pad_after[3];
+  for (int d = 0; d < 3; d++) {
+    const int64_t after = (y_dims[2 + d] - 1) * s.stride[d] + s.kernel[d] - x_dims[2 + d] - s.pad_before[d];
+    pad_after[d] = after > 0 ? after : 0;
+  }
+  OSP_TRY(osp_cudnn_conv3d_bf16(input, x_dims, w, w_dims, y, y_dims, s.stride, s.pad_before, pad_after));
+  if (!bias) return OSP_OK;
+  const int64_t plane = s.out_frames * s.out_height * s.out_width, n = s.batch * s.out_channels * plane;
+  add_bias_kernel<<<osp_cuda_blocks(n, 256), 256, 0, osp_cuda_stream()>>>(y, OSP_BF16, bias, bias_dtype,
+                                                                         s.out_channels, plane, n);
+  return osp_cuda_launched("osp_cuda_conv3d (bias)");
+}
+#endif
+
 }  // namespace
+
+extern "C" size_t osp_cuda_conv3d_staged_bytes(const osp_cuda_conv3d_shape *s) {
+#ifdef OSP_HAVE_CUDNN
+  return (size_t)staged_bytes(*s);
+#else
+  (void)s;
+  return 0;
+#endif
+}
+
+extern "C" bool osp_cuda_conv3d_uses_cudnn(osp_dtype x_dtype, osp_dtype w_dtype, osp_dtype y_dtype,
+                                           const osp_cuda_conv3d_shape *s) {
+#ifdef OSP_HAVE_CUDNN
+  const bool pointwise = s->kernel[0] * s->kernel[1] * s->kernel[2] == 1;
+  return x_dtype == OSP_BF16 && w_dtype == OSP_BF16 && y_dtype == OSP_BF16 && !pointwise;
+#else
+  (void)x_dtype, (void)w_dtype, (void)y_dtype, (void)s;
+  return false;
+#endif
+}
 
 extern "C" osp_status osp_cuda_conv3d(const void *x, const void *history, osp_dtype x_dtype,
                                       const void *w, osp_dtype w_dtype, const void *bias,
@@ -117,6 +200,10 @@ extern "C" osp_status osp_cuda_conv3d(const void *x, const void *history, osp_dt
                                       const osp_cuda_conv3d_shape *shape, void *scratch,
                                       size_t scratch_bytes) {
   const osp_cuda_conv3d_shape &s = *shape;
+#ifdef OSP_HAVE_CUDNN
+  if (osp_cuda_conv3d_uses_cudnn(x_dtype, w_dtype, y_dtype, shape))
+    return conv_cudnn(x, history, w, bias, bias_dtype, y, s, scratch);
+#endif
   const int64_t M = s.out_channels, Ho = s.out_height, Wo = s.out_width, To = s.out_frames;
   const int64_t plane = To * Ho * Wo, ysize = dtype_bytes(y_dtype);
   if (bias) {

@@ -187,16 +187,24 @@ typedef struct {
   int64_t out_frames, out_height, out_width;
 } osp_cuda_conv3d_shape;
 
-/* y = conv(x behind history) + bias, as osp_cpu_conv3d computes it: per output frame, bands of
- * whole output rows are unfolded into scratch (im2col, in w's dtype; as many rows as
- * scratch_bytes holds, at least one) and multiplied by the weights [Cout, K] through cuBLASLt with
- * f32 accumulation, straight into y (channel-first). scratch NULL: x is read in place as the
- * columns (a pointwise convolution with x in w's dtype). x and history share x_dtype; w, bias (or
- * NULL) and y each have their own. y must not overlap the inputs. */
+/* y = conv(x behind history) + bias, as osp_cpu_conv3d computes it. Two ways:
+ *   cuDNN (where the build found it: osp_cuda_conv3d_uses_cudnn): x, w and y bf16 (cuDNN 9 has
+ *     no engine for an f32 y from bf16 operands) and a kernel larger than 1×1×1; x behind history, read ×2 upsampled, is staged contiguous into scratch
+ *     (osp_cuda_conv3d_staged_bytes; none where x is that input already), convolved by cuDNN with
+ *     f32 accumulation, then the bias added;
+ *   else per output frame, bands of whole output rows are unfolded into scratch (im2col, in w's
+ *     dtype; as many rows as scratch_bytes holds, at least one) and multiplied by the weights
+ *     [Cout, K] through cuBLASLt with f32 accumulation, straight into y (channel-first). scratch
+ *     NULL: x is read in place as the columns (a pointwise convolution with x in w's dtype).
+ * x and history share x_dtype; w, bias (or NULL) and y each have their own. y must not overlap
+ * the inputs. */
 osp_status osp_cuda_conv3d(const void *x, const void *history, osp_dtype x_dtype, const void *w,
                            osp_dtype w_dtype, const void *bias, osp_dtype bias_dtype, void *y,
                            osp_dtype y_dtype, const osp_cuda_conv3d_shape *s, void *scratch,
                            size_t scratch_bytes);
+bool osp_cuda_conv3d_uses_cudnn(osp_dtype x_dtype, osp_dtype w_dtype, osp_dtype y_dtype,
+                                const osp_cuda_conv3d_shape *s);
+size_t osp_cuda_conv3d_staged_bytes(const osp_cuda_conv3d_shape *s);
 
 /* Over x [B, C, S] (y may be x; per-channel vectors of param_dtype), as cpu/conv.h:
  * rmsnorm:     y = x / max(‖x[b, :, s]‖₂, 1e-12) · √C · gamma[c] + bias[c] (bias may be NULL),

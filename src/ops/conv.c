@@ -69,27 +69,6 @@ osp_status osp_conv3d_output_shape(const osp_tensor *x, const osp_tensor *histor
   return OSP_OK;
 }
 
-/* Bytes of one im2col band: as many whole output rows as fit in the device's target, at least
- * one, each of K·Wo columns in the dtype the product reads (f32 on the CPU, w's on CUDA); 0 where
- * the input frames are the columns themselves (pointwise, x already in that dtype). The one place
- * the scratch of a convolution is decided. */
-static size_t band_bytes(const osp_cpu_conv3d_shape *s, osp_device device, osp_dtype x_dtype,
-                         osp_dtype w_dtype) {
-  if (osp_cpu_conv3d_is_pointwise(s) && x_dtype == w_dtype) return 0;
-  const bool cuda = device == OSP_CUDA;
-  const size_t row = (size_t)osp_cpu_conv3d_row_floats(s) * (cuda ? osp_dtype_size(w_dtype) : sizeof(float));
-  size_t rows = (cuda ? CUDA_BAND_BYTES : CPU_BAND_BYTES) / row;
-  if (rows < 1) rows = 1;
-  if (rows > (size_t)s->out_height) rows = (size_t)s->out_height;
-  return rows * row;
-}
-
-size_t osp_conv3d_scratch_bytes(const osp_tensor *x, const osp_tensor *history, const osp_tensor *w,
-                                const osp_conv3d_geometry *geometry) {
-  const osp_cpu_conv3d_shape s = kernel_shape(x, history, w, geometry);
-  return band_bytes(&s, x->device, x->dtype, w->dtype);
-}
-
 #ifdef OSP_HAVE_CUDA
 static osp_cuda_conv3d_shape cuda_shape(const osp_cpu_conv3d_shape *s) {
   osp_cuda_conv3d_shape c = {
@@ -105,6 +84,42 @@ static osp_cuda_conv3d_shape cuda_shape(const osp_cpu_conv3d_shape *s) {
   return c;
 }
 #endif
+
+/* Bytes of one im2col band: as many whole output rows as fit in the device's target, at least
+ * one, each of K·Wo columns in the dtype the product reads (f32 on the CPU, w's on CUDA); 0 where
+ * the input frames are the columns themselves (pointwise, x already in that dtype). */
+static size_t band_bytes(const osp_cpu_conv3d_shape *s, osp_device device, osp_dtype x_dtype,
+                         osp_dtype w_dtype) {
+  if (osp_cpu_conv3d_is_pointwise(s) && x_dtype == w_dtype) return 0;
+  const bool cuda = device == OSP_CUDA;
+  const size_t row = (size_t)osp_cpu_conv3d_row_floats(s) * (cuda ? osp_dtype_size(w_dtype) : sizeof(float));
+  size_t rows = (cuda ? CUDA_BAND_BYTES : CPU_BAND_BYTES) / row;
+  if (rows < 1) rows = 1;
+  if (rows > (size_t)s->out_height) rows = (size_t)s->out_height;
+  return rows * row;
+}
+
+/* The scratch of a convolution, decided here alone: the im2col band, and on CUDA with bf16 x and w
+ * the input cuDNN needs staged if that is more (y's dtype, not known here, picks the way: cuDNN
+ * for a bf16 y where the build has it, osp_cuda_conv3d_uses_cudnn). */
+static size_t scratch_need(const osp_cpu_conv3d_shape *s, osp_device device, osp_dtype x_dtype, osp_dtype w_dtype) {
+  size_t need = band_bytes(s, device, x_dtype, w_dtype);
+#ifdef OSP_HAVE_CUDA
+  const osp_cuda_conv3d_shape c = cuda_shape(s);
+  if (device == OSP_CUDA && osp_cuda_conv3d_uses_cudnn(x_dtype, w_dtype, OSP_BF16, &c)) {
+    const size_t staged = osp_cuda_conv3d_staged_bytes(&c);
+    if (staged > need) need = staged;
+  }
+#endif
+  return need;
+}
+
+size_t osp_conv3d_scratch_bytes(const osp_tensor *x, const osp_tensor *history, const osp_tensor *w,
+                                const osp_conv3d_geometry *geometry) {
+  const osp_cpu_conv3d_shape s = kernel_shape(x, history, w, geometry);
+  return scratch_need(&s, x->device, x->dtype, w->dtype);
+}
+
 
 static osp_status check_operands(ops_call *call, const osp_tensor *x, const osp_tensor *history,
                                  const osp_tensor *w, const osp_tensor *bias, const osp_tensor *y) {
@@ -140,7 +155,7 @@ osp_status osp_conv3d(const osp_tensor *x, const osp_tensor *history, const osp_
   OSP_TRY(osp_conv3d_output_shape(x, history, w, geometry, shape));
   OSP_TRY(ops_check_shape(&call, "y", y, 5, shape));
   const osp_cpu_conv3d_shape s = kernel_shape(x, history, w, geometry);
-  const size_t need = band_bytes(&s, x->device, x->dtype, w->dtype);
+  const size_t need = scratch_need(&s, x->device, x->dtype, w->dtype);
   if (need) {
     OSP_TRY(ops_check_operand(&call, "scratch", scratch, OSP_U8, OPS_CONTIGUOUS));
     if (osp_tensor_bytes(scratch) < need)
