@@ -17,7 +17,7 @@
 enum { PATH_BYTES = 4096, MAX_ROWS = 1 << 16 };
 
 typedef struct {
-  const char *model, *text_encoder, *tokenizer, *prompt, *ids, *max_length, *output;
+  const char *model, *text_encoder, *tokenizer, *prompt, *ids, *max_length, *output, *device;
 } encode_arguments;
 
 typedef struct {
@@ -91,8 +91,16 @@ static osp_status encode(const encode_arguments *a, int64_t rows, const token_id
   char path[PATH_BYTES];
   text_encoder_path(a, path);
   const double start = osp_seconds();
+  osp_device device;
+  OSP_TRY(cli_parse_device(a->device, OSP_CPU, &device));
   osp_umt5 m;
   OSP_TRY(osp_umt5_load(path, &m));
+  if (device != OSP_CPU) {
+    osp_umt5 host = m;
+    const osp_status moved = osp_umt5_to_device(&host, device, &m);
+    osp_umt5_free(&host);
+    OSP_TRY(moved);
+  }
   const double loaded = osp_seconds();
   const int64_t shape[3] = {1, rows, m.config.d_model};
   osp_tensor context = osp_tensor_make(NULL, OSP_F32, OSP_CPU, 3, shape);
@@ -101,11 +109,12 @@ static osp_status encode(const encode_arguments *a, int64_t rows, const token_id
   if (status == OSP_OK) status = osp_umt5_encode(&m, t->ids, t->count, &context);
   const double encoded = osp_seconds();
   if (status == OSP_OK) {
-    osp_info("encode-text: %lld tokens, umT5 of %d layers (d_model %d): load %.3f s, encode %.3f s",
-             (long long)t->count, m.config.num_layers, m.config.d_model, loaded - start, encoded - loaded);
+    osp_info("encode-text: %lld tokens, umT5 of %d layers (d_model %d) on %s: load %.3f s, encode %.3f s",
+             (long long)t->count, m.config.num_layers, m.config.d_model, device == OSP_CPU ? "the CPU" : "CUDA",
+             loaded - start, encoded - loaded);
     osp_info("encode-text: memory held: weights %.1f MiB (%s), activations %.1f MiB, context %.1f MiB",
-             mib(m.weight_bytes), m.embedding.dtype == OSP_BF16 ? "bf16 kept as stored" : "f32",
-             mib(osp_umt5_activation_bytes(&m.config, t->count)), mib(osp_tensor_bytes(&context)));
+             mib(m.weight_bytes), m.embedding.dtype == OSP_BF16 ? "bf16" : "f32",
+             mib(osp_umt5_activation_bytes(&m.config, m.device, t->count)), mib(osp_tensor_bytes(&context)));
     const osp_st_write_entry entry = {"context", OSP_ST_F32, 3, shape, context.data};
     status = osp_st_write(a->output, &entry, 1);
   }
@@ -128,6 +137,8 @@ int cmd_encode_text(int argc, char **argv) {
                               "(EOS included)", &a.ids, NULL},
       {"--max-length", NULL, "N", "rows of the context (default 512, as Wan2.1 pads)", &a.max_length, NULL},
       {"--output", "-o", "O.safetensors", "where to write context [1, N, d_model] (float32)", &a.output, NULL},
+      {"--device", NULL, "cpu|cuda", "where the encoder runs (default cpu; cuda: bf16 weights and activations, "
+                                     "f32 arithmetic)", &a.device, NULL},
       {0},
   };
   cli_command command = {
@@ -136,8 +147,9 @@ int cmd_encode_text(int argc, char **argv) {
       .summary = "Encodes a prompt with the umT5 text encoder and writes the DiT's context.",
       .details = "The prompt is cleaned as diffusers' WanPipeline cleans it (html.unescape twice, whitespace\n"
                  "collapsed), tokenized with the model's tokenizer (EOS appended, truncated to --max-length).\n"
-                 "The encoder runs on the prompt's tokens only (f32 on the CPU; bf16 weights stay bf16\n"
-                 "in memory); rows past the prompt are zero, as Wan2.1 and diffusers pad the context.\n"
+                 "The encoder runs on the prompt's tokens only (f32 on the CPU, where bf16 weights stay\n"
+                 "bf16 in memory; bf16 on CUDA); rows past the prompt are zero, as Wan2.1 and diffusers\n"
+                 "pad the context.\n"
                  "The output is written to a temporary file and renamed.",
       .options = options,
   };

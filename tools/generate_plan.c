@@ -98,7 +98,7 @@ osp_status generate_plan_print(const char *dir, const char *preset, osp_device d
   const size_t vae_weights = (size_t)vae.parameter_count * sizeof(float);
   osp_vae_free(&vae);
   OSP_TRY(status);
-  const size_t text_activations = osp_umt5_activation_bytes(&m.text, rows);
+  const size_t text_activations = osp_umt5_activation_bytes(&m.text, OSP_CPU, rows);
   /* The sampler's buffers (t2v.c): the sample, the batch, timesteps, contexts, velocities, the
    * guided velocity, and UniPC's three history tensors. */
   const size_t sampler = (size_t)((1 + passes + passes + 1 + 3) * n + passes * (1 + rows * m.dit.text_dim)) * 4;

@@ -204,6 +204,10 @@ void osp_cpu_gelu_tanh_mul(const float *a, const float *b, float *y, int64_t n);
 
 /* bias[h, i, j] = table[bucket(j − i), h], table [buckets, heads], bias [heads, Nq, Nk], with T5's
  * bidirectional bucket of a relative position (see src/cpu/position_bias.c). */
+/* The bucket of a relative position rel = key − query, bidirectional: half the buckets (B/2) for
+ * rel > 0, half for rel ≤ 0. Within a half, with E = B/4 exact buckets and n = |rel|: n itself for
+ * n < E, else E + ⌊ln(n/E) / ln(max_distance/E) · (B/2 − E)⌋, at most B/2 − 1. */
+int64_t osp_cpu_relative_bucket(int64_t rel, int64_t buckets, int64_t max_distance);
 void osp_cpu_relative_position_bias(const float *table, int64_t buckets, int64_t max_distance,
                                     float *bias, int64_t heads, int64_t queries, int64_t keys);
 

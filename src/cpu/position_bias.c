@@ -3,12 +3,9 @@
 
 #include "cpu/cpu.h"
 
-/* The bucket of a relative position rel = key − query, bidirectional: half the buckets (B/2) for
- * rel > 0, half for rel ≤ 0. Within a half, with E = B/4 exact buckets and n = |rel|:
- * n itself for n < E, else E + ⌊ln(n/E) / ln(max_distance/E) · (B/2 − E)⌋, at most B/2 − 1.
- * In float32, step by step as transformers' _relative_position_bucket computes it, so that the
- * floor lands on the same side at the boundaries (n = 16, 32, 64 for B = 32, max_distance 128). */
-static int64_t relative_bucket(int64_t rel, int64_t buckets, int64_t max_distance) {
+/* (cpu.h) In float32, step by step as transformers' _relative_position_bucket computes it, so that
+ * the floor lands on the same side at the boundaries (n = 16, 32, 64 for B = 32, max_distance 128). */
+int64_t osp_cpu_relative_bucket(int64_t rel, int64_t buckets, int64_t max_distance) {
   const int64_t half = buckets / 2, exact = half / 2;
   const int64_t base = rel > 0 ? half : 0;
   const int64_t n = rel < 0 ? -rel : rel;
@@ -30,7 +27,7 @@ void osp_cpu_relative_position_bias(const float *table, int64_t buckets, int64_t
     for (int64_t j0 = 0; j0 < keys; j0 += KEY_CHUNK) {
       const int64_t count = keys - j0 < KEY_CHUNK ? keys - j0 : KEY_CHUNK;
       for (int64_t j = 0; j < count; j++)
-        bucket[j] = relative_bucket(j0 + j - i, buckets, max_distance);
+        bucket[j] = osp_cpu_relative_bucket(j0 + j - i, buckets, max_distance);
       for (int64_t h = 0; h < heads; h++) {
         float *row = bias + (h * queries + i) * keys + j0;
         for (int64_t j = 0; j < count; j++) row[j] = table[bucket[j] * heads + h];

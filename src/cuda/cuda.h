@@ -360,6 +360,32 @@ osp_status osp_cuda_attention_backward(const void *q, const void *k, const void 
                                        osp_dtype dv_dtype, void *scratch,
                                        osp_cuda_attention_shape shape);
 
+/* ---- Text encoder (umT5: elementwise.cu, text_encoder.cu) ------------------------------- */
+
+/* y = gelu_tanh(a) ⊙ b over n values of one dtype; y may be a or b. */
+osp_status osp_cuda_gelu_tanh_mul(const void *a, const void *b, void *y, osp_dtype dtype, int64_t n);
+
+/* T5's bucket of a relative distance n = key − query, as the CPU computes it (its float32 logs
+ * found once on the host, so both devices agree exactly): |n| itself below `exact`, else exact plus
+ * the number of thresholds ≤ |n|; plus `half` where n > 0. */
+enum { OSP_CUDA_MAX_BUCKET_THRESHOLDS = 64 };
+typedef struct {
+  int64_t exact, half;
+  int thresholds;
+  int64_t threshold[OSP_CUDA_MAX_BUCKET_THRESHOLDS];
+} osp_cuda_bucket_rule;
+
+/* bias [heads, queries, keys] f32 = table [buckets, heads] f32 at bucket(j − i). */
+osp_status osp_cuda_relative_position_bias(const float *table, int64_t heads, int64_t queries, int64_t keys,
+                                           const osp_cuda_bucket_rule *rule, float *bias);
+
+/* out = softmax(q·kᵀ·scale + bias[h] + mask)·v, q and out [B, Nq, H, D], k and v [B, Nk, H, D] in
+ * `dtype`, bias f32 [H, Nq, Nk], key_mask u8 [B, Nk] (1 = a real key) or NULL; f32 arithmetic.
+ * For prompts: every score of a few query rows sits in shared memory (fails clearly past ~96 KiB). */
+osp_status osp_cuda_attention_biased(const void *q, const void *k, const void *v, const uint8_t *key_mask,
+                                     const float *bias, float scale, void *out, osp_dtype dtype, int64_t B,
+                                     int64_t Nq, int64_t Nk, int64_t H, int64_t D);
+
 #ifdef __cplusplus
 }
 #endif

@@ -276,11 +276,33 @@ __global__ void add_kernel(const void *a, osp_dtype a_dtype, const void *b, osp_
   }
 }
 
+/* y = gelu_tanh(a) ⊙ b, chunk by chunk (umT5's gated FFN). */
+struct gelu_tanh_mul_chunk {
+  const void *a, *b;
+  void *y;
+  osp_dtype dtype;
+
+  template <int W>
+  __device__ void at(int64_t first) const {
+    float va[W], vb[W];
+    osp_load_chunk<W>(a, dtype, first, va);
+    osp_load_chunk<W>(b, dtype, first, vb);
+#pragma unroll
+    for (int k = 0; k < W; k++) va[k] = gelu_tanh_op{}(va[k]) * vb[k];
+    osp_store_chunk<W>(y, dtype, first, va);
+  }
+};
+
 }  // namespace
 
 extern "C" osp_status osp_cuda_gelu_tanh(const void *x, osp_dtype x_dtype, void *y,
                                          osp_dtype y_dtype, int64_t n) {
   return osp_map("osp_cuda_gelu_tanh", x, x_dtype, y, y_dtype, n, gelu_tanh_op{});
+}
+
+extern "C" osp_status osp_cuda_gelu_tanh_mul(const void *a, const void *b, void *y, osp_dtype dtype, int64_t n) {
+  return osp_each_chunk("osp_cuda_gelu_tanh_mul", osp_aligned16(a) && osp_aligned16(b) && osp_aligned16(y), n,
+                        gelu_tanh_mul_chunk{a, b, y, dtype});
 }
 
 extern "C" osp_status osp_cuda_silu(const void *x, osp_dtype x_dtype, void *y, osp_dtype y_dtype,

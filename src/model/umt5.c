@@ -6,36 +6,38 @@
 #include "core/status.h"
 #include "ops/ops.h"
 
-/* Every activation of one encode of L tokens, planned in one arena. */
+/* Every activation of one encode of L tokens, planned in one arena on the encoder's device, in
+ * its dtype (f32 on the CPU, bf16 on CUDA) but for the ids and the f32 bias. */
 typedef struct {
   osp_tensor ids;              /* i32 [L] */
   osp_tensor x, normed, out;   /* [1, L, d_model]: the residual stream, N(x), a sublayer's output */
   osp_tensor q, k, v, heads;   /* [1, L, heads·d_kv]; heads: the attention's output */
   osp_tensor bias;             /* [heads, L, L] */
   osp_tensor gate, up;         /* [1, L, d_ff] */
-  osp_tensor scratch;          /* the attention's */
+  osp_tensor scratch;          /* the attention's (no data where the device needs none) */
 } activations;
 
-static osp_status plan_activations(osp_arena *arena, const osp_umt5_config *c, int64_t L,
+static osp_status plan_activations(osp_arena *arena, const osp_umt5_config *c, osp_device device, int64_t L,
                                    activations *a) {
   const int64_t d = c->d_model, inner = (int64_t)c->num_heads * c->d_kv;
-  const int64_t scratch = (int64_t)osp_attention_scratch_bytes(OSP_CPU);
+  const int64_t scratch = (int64_t)osp_attention_scratch_bytes(device);
+  const osp_dtype D = osp_device_dtype(device);
   OSP_TRY(osp_arena_tensor(arena, OSP_I32, 1, (const int64_t[]){L}, &a->ids));
   osp_tensor *rows[3] = {&a->x, &a->normed, &a->out};
-  for (int i = 0; i < 3; i++) OSP_TRY(osp_arena_tensor(arena, OSP_F32, 3, (const int64_t[]){1, L, d}, rows[i]));
+  for (int i = 0; i < 3; i++) OSP_TRY(osp_arena_tensor(arena, D, 3, (const int64_t[]){1, L, d}, rows[i]));
   osp_tensor *attention[4] = {&a->q, &a->k, &a->v, &a->heads};
-  for (int i = 0; i < 4; i++)
-    OSP_TRY(osp_arena_tensor(arena, OSP_F32, 3, (const int64_t[]){1, L, inner}, attention[i]));
+  for (int i = 0; i < 4; i++) OSP_TRY(osp_arena_tensor(arena, D, 3, (const int64_t[]){1, L, inner}, attention[i]));
   OSP_TRY(osp_arena_tensor(arena, OSP_F32, 3, (const int64_t[]){c->num_heads, L, L}, &a->bias));
-  OSP_TRY(osp_arena_tensor(arena, OSP_F32, 3, (const int64_t[]){1, L, c->d_ff}, &a->gate));
-  OSP_TRY(osp_arena_tensor(arena, OSP_F32, 3, (const int64_t[]){1, L, c->d_ff}, &a->up));
-  return osp_arena_tensor(arena, OSP_U8, 1, &scratch, &a->scratch);
+  OSP_TRY(osp_arena_tensor(arena, D, 3, (const int64_t[]){1, L, c->d_ff}, &a->gate));
+  OSP_TRY(osp_arena_tensor(arena, D, 3, (const int64_t[]){1, L, c->d_ff}, &a->up));
+  a->scratch = (osp_tensor){0};
+  return scratch ? osp_arena_tensor(arena, OSP_U8, 1, &scratch, &a->scratch) : OSP_OK;
 }
 
-size_t osp_umt5_activation_bytes(const osp_umt5_config *config, int64_t count) {
+size_t osp_umt5_activation_bytes(const osp_umt5_config *config, osp_device device, int64_t count) {
   osp_arena measure = osp_arena_measuring("umT5 activations");
   activations a;
-  if (plan_activations(&measure, config, count, &a) != OSP_OK) return 0;
+  if (plan_activations(&measure, config, device, count, &a) != OSP_OK) return 0;
   return measure.peak;
 }
 
@@ -56,7 +58,7 @@ static osp_status attention_sublayer(const osp_umt5_config *c, const osp_umt5_la
   OSP_TRY(per_head(c, &a->k, &k));
   OSP_TRY(per_head(c, &a->v, &v));
   OSP_TRY(per_head(c, &a->heads, &heads));
-  OSP_TRY(osp_attention_biased(&q, &k, &v, NULL, &a->bias, 1.0f, &a->scratch, &heads));
+  OSP_TRY(osp_attention_biased(&q, &k, &v, NULL, &a->bias, 1.0f, a->scratch.data ? &a->scratch : NULL, &heads));
   OSP_TRY(osp_linear(&a->heads, &l->o, NULL, &a->out));
   return osp_gated_add(&a->x, &a->out, NULL);
 }
@@ -95,10 +97,12 @@ static osp_status context_rows(const osp_umt5_config *c, int64_t count, const os
   return osp_tensor_reshape(context, 3, (const int64_t[]){1, rows, c->d_model}, view);
 }
 
+/* The ids to the device, the layers, the final norm back into the host context. */
 static osp_status forward(const osp_umt5 *m, const int32_t *ids, int64_t count, activations *a,
                           osp_tensor *context) {
   const osp_umt5_config *c = &m->config;
-  memcpy(a->ids.data, ids, (size_t)count * sizeof *ids);
+  const osp_tensor host_ids = osp_tensor_make((void *)ids, OSP_I32, OSP_CPU, 1, (const int64_t[]){count});
+  OSP_TRY(osp_copy(&host_ids, &a->ids));
   OSP_TRY(osp_gather_rows(&m->embedding, &a->ids, &a->x));
   for (int i = 0; i < c->num_layers; i++) {
     OSP_TRY(attention_sublayer(c, &m->layers[i], a));
@@ -106,7 +110,8 @@ static osp_status forward(const osp_umt5 *m, const int32_t *ids, int64_t count, 
   }
   const int64_t d = c->d_model, rows = context->shape[1];
   osp_tensor tokens = osp_tensor_make(context->data, OSP_F32, OSP_CPU, 3, (const int64_t[]){1, count, d});
-  OSP_TRY(osp_rmsnorm(&a->x, &m->final_norm, c->eps, &tokens));
+  OSP_TRY(osp_rmsnorm(&a->x, &m->final_norm, c->eps, &a->normed));
+  OSP_TRY(osp_copy(&a->normed, &tokens));
   if (rows == count) return OSP_OK;
   osp_tensor padding = osp_tensor_make((float *)context->data + count * d, OSP_F32, OSP_CPU, 3,
                                        (const int64_t[]){1, rows - count, d});
@@ -118,9 +123,10 @@ osp_status osp_umt5_encode(const osp_umt5 *m, const int32_t *ids, int64_t count,
   OSP_TRY(check_ids(&m->config, ids, count));
   OSP_TRY(context_rows(&m->config, count, context, &rows));
   osp_arena arena;
-  OSP_TRY(osp_arena_init(&arena, "umT5 activations", osp_umt5_activation_bytes(&m->config, count)));
+  OSP_TRY(osp_device_arena(&arena, "umT5 activations", m->device,
+                           osp_umt5_activation_bytes(&m->config, m->device, count)));
   activations a;
-  osp_status status = plan_activations(&arena, &m->config, count, &a);
+  osp_status status = plan_activations(&arena, &m->config, m->device, count, &a);
   if (status == OSP_OK) status = forward(m, ids, count, &a, &rows);
   osp_arena_free(&arena);
   return status;

@@ -21,6 +21,7 @@
 
 #include "core/arena.h"
 #include "core/safetensors.h"
+#include "core/tensor.h"
 
 /* The keys of transformers' UMT5Config that the encoder reads (its config.json). */
 typedef struct {
@@ -61,11 +62,12 @@ typedef struct {
 typedef struct {
   osp_umt5_config config;
   osp_umt5_names names;
+  osp_device device;      /* where the weights live (osp_umt5_to_device) */
   osp_tensor embedding;   /* [vocab, d_model] */
   osp_umt5_layer *layers;
   osp_tensor final_norm;  /* [d_model] f32 */
   osp_st_file file;       /* the mapped weights: f32 and bf16 matrices are used in place */
-  osp_arena converted;    /* what is not used in place, as f32 */
+  osp_arena converted;    /* what is not used in place, as f32; on a device, every weight */
   size_t weight_bytes;    /* every weight as held: in place in the file or converted */
 } osp_umt5;
 
@@ -79,12 +81,18 @@ osp_status osp_umt5_load(const char *dir_or_file, osp_umt5 *m);
  * release ships its T5 without a config.json (osp_umt5_config_xxl is its config). */
 osp_status osp_umt5_load_file(const osp_umt5_config *config, const char *weights, osp_umt5 *m);
 
-/* The memory one encode of `count` tokens plans for its activations, in bytes. */
-size_t osp_umt5_activation_bytes(const osp_umt5_config *config, int64_t count);
+/* A copy of the encoder on `device`: its matrices in the device's dtype (bf16 on CUDA), the norms
+ * and position tables f32. src is left as it was (free it if it is not wanted). */
+osp_status osp_umt5_to_device(const osp_umt5 *src, osp_device device, osp_umt5 *dst);
+
+/* The memory one encode of `count` tokens on `device` plans for its activations, in bytes. */
+size_t osp_umt5_activation_bytes(const osp_umt5_config *config, osp_device device, int64_t count);
 
 /* The context of a prompt's token ids (EOS included, no padding): context f32 CPU [rows, d_model]
  * or [1, rows, d_model] with rows ≥ count; row i < count is token i's output, rows past count are
- * zero (the padding Wan2.1's pipelines give the DiT). Every id must be in [0, vocab_size). */
+ * zero (the padding Wan2.1's pipelines give the DiT). Every id must be in [0, vocab_size). On
+ * CUDA the activations are bf16 (f32 arithmetic, the attention bias f32), as transformers runs the
+ * encoder in WanPipeline. */
 osp_status osp_umt5_encode(const osp_umt5 *m, const int32_t *ids, int64_t count,
                            osp_tensor *context);
 

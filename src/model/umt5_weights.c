@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "model/umt5.h"
+#include "ops/ops.h"
 
 enum { NAME_BYTES = 96, PATH_BYTES = 4096 };
 
@@ -71,13 +72,18 @@ static void add_layer(parameter_list *list, const osp_umt5_config *c, osp_umt5_l
 
 enum { TOP_LEVEL_PARAMETERS = 2, PARAMETERS_PER_LAYER = 10 };
 
+static osp_status allocate_layers(osp_umt5 *m) {
+  m->layers = calloc((size_t)m->config.num_layers, sizeof *m->layers);
+  if (!m->layers) return osp_fail(OSP_ERR_MEMORY, "cannot allocate %d layers", m->config.num_layers);
+  return OSP_OK;
+}
+
+/* Every parameter of m (whose layers exist), in one fixed order. */
 static osp_status list_parameters(osp_umt5 *m, parameter_list *list) {
   const osp_umt5_config *c = &m->config;
   list->count = 0;
   list->items = calloc(TOP_LEVEL_PARAMETERS + (size_t)PARAMETERS_PER_LAYER * c->num_layers, sizeof *list->items);
-  m->layers = calloc((size_t)c->num_layers, sizeof *m->layers);
-  if (!list->items || !m->layers)
-    return osp_fail(OSP_ERR_MEMORY, "cannot allocate the parameter table of %d layers", c->num_layers);
+  if (!list->items) return osp_fail(OSP_ERR_MEMORY, "cannot allocate the parameter table of %d layers", c->num_layers);
   add(list, &m->embedding, true, "shared.weight", "token_embedding.weight", c->vocab_size, c->d_model);
   for (int i = 0; i < c->num_layers; i++) add_layer(list, c, &m->layers[i], i);
   add(list, &m->final_norm, false, "encoder.final_layer_norm.weight", "norm.weight", c->d_model, 0);
@@ -185,7 +191,8 @@ static osp_status bind_parameters(osp_umt5 *m, const parameter_list *list, const
 static osp_status load_parameters(osp_umt5 *m) {
   parameter_list list = {0};
   const osp_st_entry **found = NULL;
-  osp_status status = list_parameters(m, &list);
+  osp_status status = allocate_layers(m);
+  if (status == OSP_OK) status = list_parameters(m, &list);
   if (status == OSP_OK) status = detect_names(m);
   if (status == OSP_OK && !(found = calloc((size_t)list.count, sizeof *found)))
     status = osp_fail(OSP_ERR_MEMORY, "out of memory");
@@ -249,6 +256,43 @@ osp_status osp_umt5_load_file(const osp_umt5_config *config, const char *weights
   osp_status status = osp_st_open(weights, &m->file);
   if (status == OSP_OK) status = load_parameters(m);
   if (status != OSP_OK) osp_umt5_free(m);
+  return status;
+}
+
+/* ---- on a device ---- */
+
+/* The dtype a parameter has on `device`: the device's for the matrices (bf16 on CUDA), f32 for the
+ * norms and the position tables. */
+static osp_dtype device_dtype(const parameter *p, osp_device device) {
+  return p->matrix ? osp_device_dtype(device) : OSP_F32;
+}
+
+static osp_status copy_parameters(const parameter_list *from, const parameter_list *to, osp_umt5 *dst) {
+  size_t bytes = 0;
+  for (int i = 0; i < to->count; i++)
+    bytes += osp_arena_align((size_t)osp_tensor_numel(from->items[i].slot) *
+                             osp_dtype_size(device_dtype(&to->items[i], dst->device)));
+  OSP_TRY(osp_device_arena(&dst->converted, "umT5 weights", dst->device, bytes));
+  for (int i = 0; i < to->count; i++) {
+    const parameter *p = &to->items[i];
+    OSP_TRY(osp_arena_tensor(&dst->converted, device_dtype(p, dst->device), p->ndim, p->shape, p->slot));
+    OSP_TRY(osp_copy(from->items[i].slot, p->slot));
+  }
+  dst->weight_bytes = bytes;
+  return OSP_OK;
+}
+
+osp_status osp_umt5_to_device(const osp_umt5 *src, osp_device device, osp_umt5 *dst) {
+  *dst = (osp_umt5){.config = src->config, .names = src->names, .device = device};
+  osp_umt5 view = *src; /* its slots are src's tensors */
+  parameter_list from = {0}, to = {0};
+  osp_status status = allocate_layers(dst);
+  if (status == OSP_OK) status = list_parameters(&view, &from);
+  if (status == OSP_OK) status = list_parameters(dst, &to);
+  if (status == OSP_OK) status = copy_parameters(&from, &to, dst);
+  free(from.items);
+  free(to.items);
+  if (status != OSP_OK) osp_umt5_free(dst);
   return status;
 }
 

@@ -167,7 +167,16 @@ osp_status osp_attention_biased(const osp_tensor *q, const osp_tensor *k, const 
   OSP_TRY(ops_check_disjoint(&call, "out", out, "k", k));
   OSP_TRY(ops_check_disjoint(&call, "out", out, "v", v));
   OSP_TRY(ops_check_backend(&call));
-  OSP_TRY(ops_require_cpu(&call));
+#ifdef OSP_HAVE_CUDA
+  if (call.device == OSP_CUDA) {
+    if (k->shape[0] != q->shape[0])
+      return osp_fail(OSP_ERR_UNSUPPORTED, "%s: k: on CUDA the key batch must equal the query batch %lld, found %lld",
+                      call.op, (long long)q->shape[0], (long long)k->shape[0]);
+    return osp_cuda_attention_biased(q->data, k->data, v->data, ops_data_or_null(key_mask), bias->data, scale,
+                                     out->data, q->dtype, q->shape[0], q->shape[1], k->shape[1], q->shape[2],
+                                     q->shape[3]);
+  }
+#endif
   osp_cpu_attention_shape shape;
   OSP_TRY(cpu_shape(&call, q, k, &shape));
   osp_cpu_attention_biased(q->data, k->data, v->data, ops_data_or_null(key_mask), bias->data,

@@ -179,8 +179,8 @@ osp_status osp_device_synchronize(osp_device device);
 size_t osp_device_peak_bytes(osp_device device);
 
 /* ---- Text encoder (umT5, PAPER.md 2) -------------------------------------------------------
- * CPU kernels only for now: on CUDA these return OSP_ERR_UNSUPPORTED ("... has no cuda kernel
- * yet"). The encoder also uses osp_linear with bf16 weights and osp_gather_rows from a bf16
+ * On the CPU and CUDA (there: the bias and its table f32, the key batch equal to the query
+ * batch). The encoder also uses osp_linear with bf16 weights and osp_gather_rows from a bf16
  * embedding (see above). */
 
 /* y = GELU_tanh(a) ⊙ b element-wise: the gated-GELU FFN, a = h·wi_0ᵀ, b = h·wi_1ᵀ. a, b and y of
