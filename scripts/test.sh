@@ -65,6 +65,7 @@ suite "tokenizer parity with transformers and tokenizers (SentencePiece Unigram)
 suite "umT5 text encoder parity with transformers" "$python" tests/ref/umt5_parity.py build/osp build/ref/umt5
 suite "Wan-VAE parity with diffusers" "$python" tests/ref/vae_parity.py build/osp build/ref/vae
 suite "text to video on a diffusers-layout model against WanPipeline" "$python" tests/ref/pipeline_parity.py build/osp build/ref/pipeline
+suite "LoRA (osp merge-lora, generate --lora) against diffusers' Wan LoRA loader" "$python" tests/ref/lora_parity.py build/osp build/ref/lora
 suite "osp convert (PyTorch .pth) against torch.load" "$python" tests/ref/convert_parity.py build/osp build/ref/convert
 suite "HiF8 (osp quant hif8) against the rule restated as a set, and torch for the scaled dtypes" "$python" tests/ref/hif8_parity.py build/osp build/ref/hif8
 suite "DiT gradients against PyTorch autograd" "$python" tests/ref/dit_grad_parity.py build/osp build/ref/grad_parity

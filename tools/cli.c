@@ -1,9 +1,11 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/status.h"
 
@@ -15,6 +17,11 @@ void cli_print_help(const cli_command *command, FILE *out) {
     char left[64];
     snprintf(left, sizeof left, "%s%s%s%s%s", o->alias ? o->alias : "", o->alias ? ", " : "", o->name,
              o->metavar ? " " : "", o->metavar ? o->metavar : "");
+    fprintf(out, "  %-28s %s\n", left, o->help);
+  }
+  for (const cli_list_option *o = command->lists; o && o->name; o++) {
+    char left[64];
+    snprintf(left, sizeof left, "%s %s", o->name, o->metavar);
     fprintf(out, "  %-28s %s\n", left, o->help);
   }
   fprintf(out, "  %-28s %s\n", "-h, --help", "show this help and exit");
@@ -35,6 +42,20 @@ int cli_failure(osp_status status) {
   return status == OSP_OK ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
 }
 
+static cli_list_option *find_list_option(const cli_command *command, const char *arg) {
+  for (cli_list_option *o = command->lists; o && o->name; o++)
+    if (!strcmp(arg, o->name)) return o;
+  return NULL;
+}
+
+/* Appends the value of a repeatable option. */
+static int append(const cli_command *command, const cli_list_option *o, int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) return cli_usage_error(command, "%s needs a value (%s)", o->name, o->metavar);
+  if (o->list->count == CLI_LIST_MAX) return cli_usage_error(command, "%s: at most %d", o->name, CLI_LIST_MAX);
+  o->list->items[o->list->count++] = argv[++*i];
+  return CLI_EXIT_OK;
+}
+
 static cli_option *find_option(const cli_command *command, const char *arg) {
   for (cli_option *o = command->options; o->name; o++)
     if (!strcmp(arg, o->name) || (o->alias && !strcmp(arg, o->alias))) return o;
@@ -47,6 +68,12 @@ int cli_parse(const cli_command *command, int argc, char **argv) {
     if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
       cli_print_help(command, stdout);
       return -1;
+    }
+    const cli_list_option *repeatable = find_list_option(command, arg);
+    if (repeatable) {
+      const int rc = append(command, repeatable, argc, argv, &i);
+      if (rc) return rc;
+      continue;
     }
     cli_option *o = find_option(command, arg);
     if (!o && arg[0] != '-' && command->operand && !*command->operand) {
@@ -80,4 +107,23 @@ osp_status cli_parse_device(const char *name, osp_device fallback, osp_device *d
   else if (!strcmp(name, "cuda")) *device = OSP_CUDA;
   else return osp_fail(OSP_ERR_ARGUMENT, "--device expects cpu or cuda, found '%s'", name);
   return OSP_OK;
+}
+
+osp_status cli_lora_specs(const cli_list *list, osp_lora_spec *specs) {
+  for (int i = 0; i < list->count; i++) OSP_TRY(osp_lora_spec_parse(list->items[i], &specs[i]));
+  return OSP_OK;
+}
+
+osp_status cli_dit_config(const char *config_path, const char *preset, const char *weights, osp_model_config *config) {
+  if (config_path) return osp_config_load(config_path, config);
+  if (preset) return osp_config_preset(preset, config);
+  char *copy = strdup(weights);
+  if (!copy) return osp_fail(OSP_ERR_MEMORY, "out of memory");
+  char beside[4096];
+  snprintf(beside, sizeof beside, "%s/config.json", dirname(copy));
+  free(copy);
+  if (access(beside, R_OK) != 0)
+    return osp_fail(OSP_ERR_ARGUMENT, "no model config: give --config C.json or --preset NAME "
+                    "(no %s beside the weights)", beside);
+  return osp_config_load(beside, config);
 }

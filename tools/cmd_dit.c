@@ -30,24 +30,10 @@ typedef struct {
   osp_tensor latents, timestep, context;
 } dit_inputs;
 
-static osp_status read_config(const dit_arguments *a, osp_model_config *config) {
-  if (a->config) return osp_config_load(a->config, config);
-  if (a->preset) return osp_config_preset(a->preset, config);
-  char *copy = strdup(a->weights);
-  if (!copy) return osp_fail(OSP_ERR_MEMORY, "out of memory");
-  char beside[4096];
-  snprintf(beside, sizeof beside, "%s/config.json", dirname(copy));
-  free(copy);
-  if (access(beside, R_OK) != 0)
-    return osp_fail(OSP_ERR_ARGUMENT, "no model config: give --config C.json or --preset NAME "
-                    "(no %s beside the weights)", beside);
-  return osp_config_load(beside, config);
-}
-
 /* The config: --config, else --preset, else config.json beside the weights; then the --quant,
  * --schedule and --sparse-ratio overrides (the ratio is checked against the schedule). */
 static osp_status choose_config(const dit_arguments *a, osp_model_config *config) {
-  OSP_TRY(read_config(a, config));
+  OSP_TRY(cli_dit_config(a->config, a->preset, a->weights, config));
   if (a->quant) OSP_TRY(osp_config_set_quant("--quant", a->quant, config));
   if (a->schedule) OSP_TRY(osp_config_set_schedule("--schedule", a->schedule, config));
   if (!a->sparse_ratio) return OSP_OK;

@@ -113,6 +113,7 @@ static osp_status write_json(const evaluation *e, const summary *m, json_t *abou
 typedef struct {
   const char *split, *seed, *frames, *height, *width, *video, *prompt, *json, *model, *device, *steps, *schedule, *quant, *count;
   int ground_truth, list_prompts;
+  cli_list loras;
 } eval_args;
 
 static osp_status score_timed(evaluation *e, const osp_frames *video, const osp_shapes_attributes *expected) {
@@ -166,7 +167,10 @@ static osp_status eval_model(const eval_args *a, osp_shapes_split split, uint64_
   osp_device device;
   OSP_TRY(cli_parse_device(a->device, OSP_CPU, &device));
   osp_t2v_model model;
-  const osp_t2v_overrides overrides = {.schedule = a->schedule, .quant = a->quant};
+  osp_lora_spec loras[CLI_LIST_MAX];
+  const osp_t2v_overrides overrides = {.schedule = a->schedule, .quant = a->quant, .loras = loras,
+                                       .lora_count = a->loras.count};
+  OSP_TRY(cli_lora_specs(&a->loras, loras));
   OSP_TRY(osp_t2v_model_load(a->model, device, &overrides, &model));
   osp_t2v_settings settings = model.defaults;
   if (steps > 0) settings.steps = steps;
@@ -174,6 +178,9 @@ static osp_status eval_model(const eval_args *a, osp_shapes_split split, uint64_
   json_object_set_new(about, "steps", json_integer(settings.steps));
   json_object_set_new(about, "schedule", json_string(a->schedule ? a->schedule : "the model's"));
   json_object_set_new(about, "quant", json_string(a->quant ? a->quant : "the model's"));
+  json_t *applied = json_array();
+  for (int i = 0; i < a->loras.count; i++) json_array_append_new(applied, json_string(a->loras.items[i]));
+  json_object_set_new(about, "loras", applied);
   double seconds = 0;
   osp_status status = OSP_OK;
   for (int i = 0; status == OSP_OK && i < count; i++) {
@@ -246,7 +253,7 @@ int cmd_eval(int argc, char **argv) {
           "                [--json OUT.json]\n"
           "       osp eval --video FILE -p PROMPT [--json OUT.json]\n"
           "       osp eval --model DIR [--split train|heldout] [--device cpu|cuda] [--steps N] [--schedule SPEC]\n"
-          "                [--quant hif8|none] [--count N] [--seed S] [--json OUT.json]\n"
+          "                [--quant hif8|none] [--lora FILE[:SCALE]]... [--count N] [--seed S] [--json OUT.json]\n"
           "       osp eval --list-prompts [--split train|heldout]",
       .summary =
           "ShapesBench: measures a shapes-world video (background, object colour, shape, size, motion and "
@@ -256,6 +263,7 @@ int cmd_eval(int argc, char **argv) {
           "6), then ShapesBench's time per video. The prompt sets hold 48 prompts each; heldout's (colour, "
           "shape, motion) triples never occur in training (src/pipeline/shapes_world.h gives the rules).",
       .options = options,
+      .lists = (cli_list_option[]){{"--lora", CLI_LORA_METAVAR, "--model: " CLI_LORA_HELP, &a.loras}, {0}},
   };
   int rc = cli_parse(&command, argc, argv);
   if (rc) return rc < 0 ? CLI_EXIT_OK : rc;

@@ -24,6 +24,7 @@ typedef struct {
   const char *prompt, *negative, *output, *format, *model, *device, *seed, *steps, *guidance, *shift, *sampler,
       *frames, *height, *width, *fps, *schedule, *quant, *sp, *noise, *latents_out, *preset;
   int quiet, cfg_parallel, dry_run;
+  cli_list loras;
 } generate_arguments;
 
 /* The built-in model: beside the binary (<bin>/../models/shapes, as a build folder sits in the
@@ -155,8 +156,11 @@ static int generate(const cli_command *command, const generate_arguments *a, con
   char builtin[4200];
   builtin_model(builtin, sizeof builtin);
   osp_t2v_model model;
-  const osp_t2v_overrides overrides = {.schedule = a->schedule, .quant = a->quant};
-  osp_status status = osp_t2v_model_load(a->model ? a->model : builtin, device, &overrides, &model);
+  osp_lora_spec loras[CLI_LIST_MAX];
+  const osp_t2v_overrides overrides = {.schedule = a->schedule, .quant = a->quant, .loras = loras,
+                                       .lora_count = a->loras.count};
+  osp_status status = cli_lora_specs(&a->loras, loras);
+  if (status == OSP_OK) status = osp_t2v_model_load(a->model ? a->model : builtin, device, &overrides, &model);
   if (status != OSP_OK) return cli_ranks_failure(ranks, status);
   model.parallel = ranks->split;
   osp_t2v_settings settings = model.defaults;
@@ -274,6 +278,7 @@ int cmd_generate(int argc, char **argv) {
                  "knows the words of its captions (\"a small|large <colour> circle|square|triangle <motion> on\n"
                  "a <colour> background\"); other words get a warning and are ignored in meaning.",
       .options = options,
+      .lists = (cli_list_option[]){{"--lora", CLI_LORA_METAVAR, CLI_LORA_HELP, &a.loras}, {0}},
   };
   int rc = cli_parse(&command, argc, argv);
   if (rc) return rc < 0 ? CLI_EXIT_OK : rc;

@@ -12,6 +12,7 @@ int cmd_encode_text(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_quant(int argc, char **argv);
+int cmd_merge_lora(int argc, char **argv);
 int cmd_vae_decode(int argc, char **argv);
 int cmd_vae_encode(int argc, char **argv);
 

@@ -13,6 +13,7 @@ static const struct {
 } commands[] = {
     {"generate", cmd_generate, "generate a video from a prompt (the built-in shapes model by default)"},
     {"convert", cmd_convert, "convert a PyTorch checkpoint (.pth) into safetensors (Wan2.1's T5 and VAE files)"},
+    {"merge-lora", cmd_merge_lora, "merge LoRAs (diffusers, PEFT, original Wan, ComfyUI, musubi) into a DiT's weights file"},
     {"quant", cmd_quant, "apply HiF8 quantize-dequantize to every tensor of a file"},
     {"info", cmd_info, "list the tensors of a safetensors file and the model it holds"},
     {"dit", cmd_dit, "run one forward pass of the Wan2.1 / OSP-Next DiT (and its backward)"},

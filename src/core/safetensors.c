@@ -241,6 +241,22 @@ static osp_status check_metadata(const char *label, json_t *metadata) {
   return OSP_OK;
 }
 
+/* Keeps the (checked) metadata strings as key, value pairs. */
+static osp_status keep_metadata(const char *label, json_t *metadata, osp_st_file *file) {
+  file->metadata = calloc(2 * json_object_size(metadata) + 1, sizeof *file->metadata);
+  if (!file->metadata) return osp_fail(OSP_ERR_MEMORY, "%s: out of memory for %s", label, METADATA_KEY);
+  const char *key;
+  json_t *value;
+  json_object_foreach(metadata, key, value) {
+    char **pair = &file->metadata[2 * file->metadata_count];
+    pair[0] = strdup(key);
+    pair[1] = strdup(json_string_value(value));
+    file->metadata_count++;
+    if (!pair[0] || !pair[1]) return osp_fail(OSP_ERR_MEMORY, "%s: out of memory for %s", label, METADATA_KEY);
+  }
+  return OSP_OK;
+}
+
 /* A JSON integer >= 0 (a dimension or an offset). */
 static bool json_to_count(const json_t *value, int64_t *count) {
   if (!json_is_integer(value) || json_integer_value(value) < 0) return false;
@@ -363,6 +379,7 @@ static osp_status parse_entries(const char *label, json_t *root, const unsigned 
   json_object_foreach(root, key, value) {
     if (strcmp(key, METADATA_KEY) == 0) {
       OSP_TRY(check_metadata(label, value));
+      OSP_TRY(keep_metadata(label, value, file));
     } else {
       OSP_TRY(parse_entry(label, key, value, data, data_bytes, &file->entries[file->count]));
       file->count++;
@@ -493,6 +510,8 @@ void osp_st_close(osp_st_file *file) {
   }
   for (int i = 0; i < file->count; i++) free(file->entries[i].name);
   free(file->entries);
+  for (int i = 0; i < 2 * file->metadata_count; i++) free(file->metadata[i]);
+  free(file->metadata);
   free(file->path);
   if (file->mapped) munmap(file->map, file->map_size);
   memset(file, 0, sizeof *file);
@@ -503,6 +522,12 @@ void osp_st_close(osp_st_file *file) {
 const osp_st_entry *osp_st_find(const osp_st_file *file, const char *name) {
   for (int i = 0; i < file->count; i++)
     if (strcmp(file->entries[i].name, name) == 0) return &file->entries[i];
+  return NULL;
+}
+
+const char *osp_st_metadata(const osp_st_file *file, const char *key) {
+  for (int i = 0; i < file->metadata_count; i++)
+    if (strcmp(file->metadata[2 * i], key) == 0) return file->metadata[2 * i + 1];
   return NULL;
 }
 

@@ -47,6 +47,8 @@ typedef struct osp_st_file {
   osp_st_entry *entries; /* in the order of their byte ranges (shard by shard for an index) */
   int shard_count;            /* opened from an index: the shards, which own the entries' names */
   struct osp_st_file *shards;
+  int metadata_count;         /* the header's "__metadata__" strings: key i is metadata[2i], */
+  char **metadata;            /* its value metadata[2i + 1] (none for an index) */
 } osp_st_file;
 
 /* Maps and validates a file, or, for a path ending in ".json", an index and all its shards (every
@@ -64,6 +66,8 @@ osp_status osp_st_parse(const char *label, const unsigned char *bytes, size_t si
 void osp_st_close(osp_st_file *file);
 
 const osp_st_entry *osp_st_find(const osp_st_file *file, const char *name);
+/* The "__metadata__" value of `key`, or NULL. */
+const char *osp_st_metadata(const osp_st_file *file, const char *key);
 int64_t osp_st_numel(const osp_st_entry *entry);
 
 /* Converts an entry of any numeric dtype to float32 (bf16, f16, f8, f64, integers, bool). */

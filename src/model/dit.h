@@ -48,6 +48,7 @@ typedef struct {
   osp_linear_params head;     /* C → out·pt·ph·pw */
   osp_st_file file;     /* the mapped weights: float32 tensors are used in place */
   osp_arena converted;  /* weights not used in place: converted, random or on a device */
+  osp_arena owned;      /* copies of the in-place ones, made by osp_dit_own_weights */
 } osp_dit;
 
 /* Loads weights from a safetensors file (original Wan2.1 or diffusers names, optionally behind
@@ -59,6 +60,11 @@ osp_status osp_dit_load(const osp_model_config *config, const char *path, osp_di
  * rounded to its weight dtype): for benchmarks and tests. */
 osp_status osp_dit_init_random(const osp_model_config *config, uint64_t seed, osp_device device,
                                osp_dit *dit);
+
+/* Makes every host weight of a loaded DiT writable: those used in place from the (read-only)
+ * mapped file get a copy of their own; converted ones already are. For changing the weights after
+ * loading (LoRA); a no-op where nothing is used in place. */
+osp_status osp_dit_own_weights(osp_dit *dit);
 
 /* A copy of a DiT's weights on `device`, in its weight dtype (bf16 on CUDA). */
 osp_status osp_dit_to_device(const osp_dit *src, osp_device device, osp_dit *dit);
@@ -72,6 +78,7 @@ osp_status osp_dit_init_zeros(const osp_dit *like, osp_device device, osp_dit *d
  * malloc'd (free it). */
 typedef struct {
   char name[128];
+  char names[2][96]; /* its name in each style (indexed by osp_dit_names), without a prefix */
   osp_tensor tensor;
 } osp_dit_parameter;
 osp_status osp_dit_parameters(const osp_dit *dit, osp_dit_parameter **list, int *count);

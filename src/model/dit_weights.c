@@ -307,6 +307,35 @@ osp_status osp_dit_to_device(const osp_dit *src, osp_device device, osp_dit *dit
   return status;
 }
 
+static bool in_arena(const osp_arena *arena, const void *data) {
+  const unsigned char *p = data;
+  return arena->base && p >= arena->base && p < arena->base + arena->size;
+}
+
+/* A weight that no arena of the DiT holds: a view of the mapped file. */
+static bool used_in_place(const osp_dit *dit, const osp_tensor *t) {
+  return !in_arena(&dit->converted, t->data) && !in_arena(&dit->owned, t->data);
+}
+
+osp_status osp_dit_own_weights(osp_dit *dit) {
+  parameter_list list;
+  if (dit->device != OSP_CPU) return osp_fail(OSP_ERR_ARGUMENT, "osp_dit_own_weights: the DiT is not on the CPU");
+  OSP_TRY(list_parameters(dit, &list));
+  size_t bytes = 0;
+  for (int i = 0; i < list.count; i++)
+    if (used_in_place(dit, list.items[i].slot)) bytes += osp_arena_align(osp_tensor_bytes(list.items[i].slot));
+  osp_status status = bytes ? osp_arena_init(&dit->owned, "owned weights", bytes) : OSP_OK;
+  for (int i = 0; bytes && status == OSP_OK && i < list.count; i++) {
+    osp_tensor *slot = list.items[i].slot, copy;
+    if (!used_in_place(dit, slot)) continue;
+    status = osp_arena_tensor(&dit->owned, OSP_F32, slot->ndim, slot->shape, &copy); /* the slot's view shape */
+    if (status == OSP_OK) memcpy(copy.data, slot->data, osp_tensor_bytes(slot));
+    if (status == OSP_OK) *slot = copy;
+  }
+  free(list.items);
+  return status;
+}
+
 osp_status osp_dit_init_zeros(const osp_dit *like, osp_device device, osp_dit *dit) {
   parameter_list list;
   osp_status status = start_dit(&like->config, device, dit, &list);
@@ -331,6 +360,7 @@ osp_status osp_dit_parameters(const osp_dit *dit, osp_dit_parameter **out, int *
   for (int i = 0; status == OSP_OK && i < list.count; i++) {
     const parameter *p = &list.items[i];
     snprintf(params[i].name, sizeof params[i].name, "%s%s", dit->name_prefix, p->names[dit->names]);
+    memcpy(params[i].names, p->names, sizeof params[i].names);
     status = osp_tensor_reshape(p->slot, p->ndim, p->shape, &params[i].tensor);
   }
   free(list.items);
@@ -347,5 +377,6 @@ void osp_dit_free(osp_dit *dit) {
   free(dit->blocks);
   if (dit->file.entries || dit->file.map) osp_st_close(&dit->file);
   osp_arena_free(&dit->converted);
+  osp_arena_free(&dit->owned);
   *dit = (osp_dit){0};
 }

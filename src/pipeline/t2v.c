@@ -21,10 +21,15 @@ static osp_status load_dit(const osp_model_dir *files, osp_device device, const 
   OSP_TRY(osp_config_load(files->dit_config, &config));
   if (overrides && overrides->schedule) OSP_TRY(osp_config_set_schedule("--schedule", overrides->schedule, &config));
   if (overrides && overrides->quant) OSP_TRY(osp_config_set_quant("--quant", overrides->quant, &config));
-  if (device == OSP_CPU) return osp_dit_load(&config, files->dit_weights, dit); /* converted to f32 on load */
+  const int loras = overrides ? overrides->lora_count : 0;
   osp_dit host;
-  OSP_TRY(osp_dit_load(&config, files->dit_weights, &host));
-  const osp_status status = osp_dit_to_device(&host, device, dit); /* bf16 on CUDA */
+  OSP_TRY(osp_dit_load(&config, files->dit_weights, &host)); /* f32 on the host */
+  osp_status status = osp_lora_apply(loras ? overrides->loras : NULL, loras, &host, NULL);
+  if (status == OSP_OK && device == OSP_CPU) {
+    *dit = host;
+    return OSP_OK;
+  }
+  if (status == OSP_OK) status = osp_dit_to_device(&host, device, dit); /* bf16 on CUDA */
   osp_dit_free(&host);
   return status;
 }

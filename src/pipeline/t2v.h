@@ -17,6 +17,7 @@
 
 #include "core/frames.h"
 #include "model/dit.h"
+#include "model/lora.h"
 #include "pipeline/model_dir.h"
 #include "pipeline/t2v_text.h"
 #include "pipeline/t2v_video.h"
@@ -35,6 +36,8 @@ typedef struct {
 typedef struct {
   const char *schedule; /* osp_config_set_schedule's spec */
   const char *quant;    /* osp_config_set_quant's: "hif8" or "none" */
+  const osp_lora_spec *loras; /* merged into the DiT's weights on the CPU, in order, before they */
+  int lora_count;             /* go to the device (model/lora.h) */
 } osp_t2v_overrides;
 
 /* Loads the model folder's DiT (on `device`, its config with the overrides), text side and video

@@ -225,7 +225,8 @@ static unsigned char *make_image(const char *header, size_t data_bytes, size_t *
   return image;
 }
 
-static void test_metadata_is_skipped(void) {
+/* Metadata is no tensor, and its strings can be read back. */
+static void test_metadata_is_kept_apart(void) {
   size_t size;
   unsigned char *image = make_image(
       "{'__metadata__': {'format': 'pt', 'note': ''}, 'w': {'dtype': 'U8', 'shape': [3], "
@@ -235,6 +236,8 @@ static void test_metadata_is_skipped(void) {
   CHECK(osp_st_parse("meta.safetensors", image, size, &file) == OSP_OK);
   CHECK(file.count == 1 && osp_st_find(&file, "w") != NULL &&
         osp_st_find(&file, "__metadata__") == NULL);
+  CHECK(file.metadata_count == 2 && !strcmp(osp_st_metadata(&file, "format"), "pt") &&
+        !strcmp(osp_st_metadata(&file, "note"), "") && osp_st_metadata(&file, "w") == NULL);
   osp_st_close(&file);
   free(image);
 }
@@ -636,7 +639,7 @@ int main(void) {
   test_round_trip_every_dtype();
   test_no_tensors();
   test_overwrite();
-  test_metadata_is_skipped();
+  test_metadata_is_kept_apart();
   test_bad_images();
   test_not_a_file();
   test_expect();
