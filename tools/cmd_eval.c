@@ -223,7 +223,7 @@ int cmd_eval(int argc, char **argv) {
   cli_option options[] = {
       {"--ground-truth", NULL, NULL, "score the shapes world's own video of each prompt of --split (a self-check)",
        NULL, &a.ground_truth},
-      {"--video", NULL, "FILE", "score this video (.mp4, .gif, or a folder of PNG frames) against --prompt", &a.video,
+      {"--video", NULL, "FILE", "score this video (.mp4, .gif, .safetensors, or a folder of PNG frames) against --prompt", &a.video,
        NULL},
       {"--prompt", "-p", "TEXT", "the video's prompt: \"a {size} {colour} {shape} {motion} on a {background} background\"",
        &a.prompt, NULL},
@@ -237,7 +237,7 @@ int cmd_eval(int argc, char **argv) {
       {"--list-prompts", NULL, NULL, "print the prompts of --split, one a line, and exit", NULL, &a.list_prompts},
       {"--model", NULL, "DIR", "generate each prompt of --split with this model folder (e.g. models/shapes) and "
                                "score it", &a.model, NULL},
-      {"--device", NULL, "cpu|cuda", "--model: where the DiT runs (default cpu)", &a.device, NULL},
+      {"--device", NULL, "cpu|cuda", "--model: where the model runs (default cpu; cuda: bf16 weights and activations)", &a.device, NULL},
       {"--steps", NULL, "N", "--model: sampling steps (default: the model's)", &a.steps, NULL},
       {"--schedule", NULL, "SPEC", "--model: the attention schedule (default: the model's), e.g. full", &a.schedule,
        NULL},

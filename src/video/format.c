@@ -8,7 +8,7 @@
 #include "video/video_internal.h"
 
 static const char *const FORMAT_NAMES[] = {[OSP_VIDEO_MP4] = "mp4", [OSP_VIDEO_GIF] = "gif",
-                                           [OSP_VIDEO_PNG] = "png"};
+                                           [OSP_VIDEO_PNG] = "png", [OSP_VIDEO_SAFETENSORS] = "safetensors"};
 enum { FORMAT_COUNT = sizeof FORMAT_NAMES / sizeof FORMAT_NAMES[0] };
 
 osp_status osp_video_format_parse(const char *name, osp_video_format *format) {
@@ -18,7 +18,7 @@ osp_status osp_video_format_parse(const char *name, osp_video_format *format) {
       return OSP_OK;
     }
   }
-  return osp_fail(OSP_ERR_ARGUMENT, "video format: expected mp4, gif or png, found '%s'", name ? name : "(null)");
+  return osp_fail(OSP_ERR_ARGUMENT, "video format: expected mp4, gif, png or safetensors, found '%s'", name ? name : "(null)");
 }
 
 const char *osp_video_format_name(osp_video_format format) {
@@ -36,10 +36,11 @@ osp_status osp_video_format_guess(const char *path, osp_video_format *format) {
   }
   if (strcasecmp(dot, ".mp4") == 0) *format = OSP_VIDEO_MP4;
   else if (strcasecmp(dot, ".gif") == 0) *format = OSP_VIDEO_GIF;
+  else if (strcasecmp(dot, ".safetensors") == 0) *format = OSP_VIDEO_SAFETENSORS;
   else
     return osp_fail(OSP_ERR_ARGUMENT,
-                    "%s: unknown video extension '%s': expected .mp4, .gif, or none (a folder of PNG frames)", path,
-                    dot);
+                    "%s: unknown video extension '%s': expected .mp4, .gif, .safetensors, or none (a folder of PNG "
+                    "frames)", path, dot);
   return OSP_OK;
 }
 

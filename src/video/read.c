@@ -166,6 +166,7 @@ osp_status osp_video_read(const char *path, osp_frames *out, double *fps) {
   osp_video_format format;
   char source[SOURCE_BYTES];
   OSP_TRY(osp_video_format_guess(path, &format));
+  if (format == OSP_VIDEO_SAFETENSORS) return video_read_tensor(path, out, fps);
   OSP_TRY(name_source(path, format, source));
   reader r = {.path = path};
   osp_status status = open_source(&r, format, source);

@@ -12,6 +12,9 @@
  *   PNG: a folder of frame_0000.png, frame_0001.png, ... (RGB24, lossless). PNG carries no rate.
  *        FFmpeg's image2 muxer and demuxer, which write and read them, take frame paths of at most
  *        1023 bytes.
+ *   safetensors: one tensor, "frames", U8 [frames, height, width, 3] (RGB): the pixels as they
+ *        are, for comparing with another stack in numpy; no FFmpeg needed, so a build without it
+ *        (-DOSP_VIDEO=OFF) writes and reads this format alone. It carries no rate.
  *
  * Writes never leave a torn file: the output goes to "<dir>/.<name>.partial" and is renamed into
  * place when complete; on any error the partial output is removed and an existing file at the path
@@ -24,13 +27,14 @@
 #include "core/frames.h"
 #include "osp.h"
 
-typedef enum { OSP_VIDEO_MP4, OSP_VIDEO_GIF, OSP_VIDEO_PNG } osp_video_format;
+typedef enum { OSP_VIDEO_MP4, OSP_VIDEO_GIF, OSP_VIDEO_PNG, OSP_VIDEO_SAFETENSORS } osp_video_format;
 
-/* "mp4", "gif" or "png" → its format; any other name is an error naming the accepted ones. */
+/* "mp4", "gif", "png" or "safetensors" → its format; any other name is an error naming the accepted ones. */
 osp_status osp_video_format_parse(const char *name, osp_video_format *format);
 const char *osp_video_format_name(osp_video_format format);
 
-/* The format a path asks for, by its extension (case ignored): ".mp4" → MP4, ".gif" → GIF, no
+/* The format a path asks for, by its extension (case ignored): ".mp4" → MP4, ".gif" → GIF,
+ * ".safetensors" → SAFETENSORS, no
  * extension or a trailing "/" → PNG (a folder of frames); any other extension is an error. */
 osp_status osp_video_format_guess(const char *path, osp_video_format *format);
 
@@ -40,7 +44,7 @@ osp_status osp_video_write(const char *path, osp_video_format format, double fps
 
 /* Reads the video at `path` (format guessed from the path, as osp_video_format_guess) into *out
  * (RGB24; free it with osp_frames_free) and, where fps is not NULL, its rate into *fps (0 for a
- * PNG folder, which has none). */
+ * PNG folder or a safetensors file, which have none). */
 osp_status osp_video_read(const char *path, osp_frames *out, double *fps);
 
 #endif

@@ -23,6 +23,12 @@ bool video_is_png_frame_name(const char *name);
 osp_status video_encode(const char *target, const char *shown, osp_video_format format, double fps,
                         const osp_frames *video);
 
+/* The safetensors format (tensor_file.c, built with or without FFmpeg): one tensor, "frames",
+ * U8 [frames, height, width, 3], written through a temporary file and a rename. */
+#define VIDEO_TENSOR_NAME "frames"
+osp_status video_write_tensor(const char *path, const osp_frames *video);
+osp_status video_read_tensor(const char *path, osp_frames *out, double *fps);
+
 struct AVFrame; /* FFmpeg's (libavutil/frame.h): format.c builds without FFmpeg's headers */
 
 /* Encoder input pictures made from frame f of a video (picture.c). The picture's own width and

@@ -17,8 +17,9 @@ static const double MIN_FPS = 0.001, MAX_FPS = 1000; /* the rate becomes a fract
 
 static osp_status check_request(const char *path, osp_video_format format, double fps, const osp_frames *video) {
   if (!path || !path[0]) return osp_fail(OSP_ERR_ARGUMENT, "video path: empty");
-  if ((int)format < OSP_VIDEO_MP4 || (int)format > OSP_VIDEO_PNG)
-    return osp_fail(OSP_ERR_ARGUMENT, "%s: video format: expected mp4, gif or png, found %d", path, (int)format);
+  if ((int)format < OSP_VIDEO_MP4 || (int)format > OSP_VIDEO_SAFETENSORS)
+    return osp_fail(OSP_ERR_ARGUMENT, "%s: video format: expected mp4, gif, png or safetensors, found %d", path,
+                    (int)format);
   if (!(fps >= MIN_FPS && fps <= MAX_FPS))
     return osp_fail(OSP_ERR_ARGUMENT, "%s: fps: expected a rate in [%g, %g], found %g", path, MIN_FPS, MAX_FPS, fps);
   if (!video || !video->rgb || video->frames < 1 || video->height < 1 || video->width < 1)
@@ -102,6 +103,7 @@ static osp_status put_in_place(const char *partial, const char *target, const ch
 osp_status osp_video_write(const char *path, osp_video_format format, double fps, const osp_frames *video) {
   av_log_set_level(AV_LOG_QUIET); /* errors come back as messages; FFmpeg prints nothing */
   OSP_TRY(check_request(path, format, fps, video));
+  if (format == OSP_VIDEO_SAFETENSORS) return video_write_tensor(path, video);
   char target[PATH_BYTES], partial[PATH_BYTES], aside[PATH_BYTES];
   OSP_TRY(name_outputs(path, target, partial, aside));
   OSP_TRY(check_replaceable(target, format));

@@ -3,6 +3,8 @@
  *     PNG bit-exact; GIF bit-exact to the web-palette rounding of every channel (so within 25);
  *     MP4 (H.264, crf 18) with a mean absolute error ≤ MP4_MEAN_ERROR of 255 and the square's
  *     centroid within 1 px in every frame; the rate read back as written (MP4, GIF);
+ *   - safetensors: bit-exact, the tensor "frames" U8 [9, 48, 64, 3]; a file of another tensor or
+ *     dtype is refused naming what was expected;
  *   - an odd size (63 × 47) in MP4 reads back as 64 × 48, the last column and row repeated;
  *   - an existing PNG folder of frames is replaced whole; one holding other files is refused;
  *   - bad input (unknown format or extension, unwritable path, empty video, bad fps, a folder in
@@ -16,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/safetensors.h"
 #include "core/status.h"
 #include "harness.h"
 #include "video/video.h"
@@ -112,12 +115,14 @@ static void test_formats(void) {
   CHECK(osp_video_format_parse("mp4", &f) == OSP_OK && f == OSP_VIDEO_MP4);
   CHECK(osp_video_format_parse("gif", &f) == OSP_OK && f == OSP_VIDEO_GIF);
   CHECK(osp_video_format_parse("png", &f) == OSP_OK && f == OSP_VIDEO_PNG);
+  CHECK(osp_video_format_parse("safetensors", &f) == OSP_OK && f == OSP_VIDEO_SAFETENSORS);
   CHECK(osp_video_format_parse("avi", &f) == OSP_ERR_ARGUMENT);
-  CHECK(strstr(osp_last_error(), "'avi'") && strstr(osp_last_error(), "mp4, gif or png"));
+  CHECK(strstr(osp_last_error(), "'avi'") && strstr(osp_last_error(), "mp4, gif, png or safetensors"));
   CHECK(strcmp(osp_video_format_name(OSP_VIDEO_GIF), "gif") == 0);
   CHECK(osp_video_format_guess("out/a.mp4", &f) == OSP_OK && f == OSP_VIDEO_MP4);
   CHECK(osp_video_format_guess("A.GIF", &f) == OSP_OK && f == OSP_VIDEO_GIF);
   CHECK(osp_video_format_guess("frames", &f) == OSP_OK && f == OSP_VIDEO_PNG);
+  CHECK(osp_video_format_guess("v.safetensors", &f) == OSP_OK && f == OSP_VIDEO_SAFETENSORS);
   CHECK(osp_video_format_guess("out.d/frames/", &f) == OSP_OK && f == OSP_VIDEO_PNG);
   CHECK(osp_video_format_guess("out.d/frames", &f) == OSP_OK && f == OSP_VIDEO_PNG);
   check_fails(osp_video_format_guess("clip.avi", &f), OSP_ERR_ARGUMENT, "clip.avi");
@@ -226,6 +231,35 @@ static void test_png(const osp_frames *video) {
   CHECK(exists(in_temp("keep/notes.txt")) && !exists(in_temp("keep/frame_0000.png")));
 }
 
+static void test_safetensors(const osp_frames *video) {
+  const char *path = in_temp("square.safetensors");
+  osp_frames back = {0};
+  double fps = -1;
+  CHECK(osp_video_write(path, OSP_VIDEO_SAFETENSORS, 16, video) == OSP_OK);
+  CHECK(osp_video_read(path, &back, &fps) == OSP_OK);
+  CHECK(fps == 0.0);
+  const size_t bytes = (size_t)(video->frames * video->height * video->width * 3);
+  CHECK(same_size(&back, video) && memcmp(back.rgb, video->rgb, bytes) == 0);
+  osp_frames_free(&back);
+  osp_st_file file; /* the layout other stacks read */
+  CHECK(osp_st_open(path, &file) == OSP_OK);
+  const osp_st_entry *e = osp_st_find(&file, "frames");
+  CHECK(file.count == 1 && e && e->dtype == OSP_ST_U8 && e->ndim == 4 && e->shape[0] == 9 && e->shape[1] == 48 &&
+        e->shape[2] == 64 && e->shape[3] == 3);
+  osp_st_close(&file);
+
+  const char *other = in_temp("other.safetensors"); /* a velocity, not frames */
+  const float value = 1;
+  const osp_st_write_entry velocity = {"velocity", OSP_ST_F32, 4, (const int64_t[]){1, 1, 1, 1}, &value};
+  CHECK(osp_st_write(other, &velocity, 1) == OSP_OK);
+  check_fails(osp_video_read(other, &back, NULL), OSP_ERR_MISSING, "frames");
+  const osp_st_write_entry floats = {"frames", OSP_ST_F32, 4, (const int64_t[]){1, 1, 1, 3}, (float[3]){0}};
+  CHECK(osp_st_write(other, &floats, 1) == OSP_OK);
+  check_fails(osp_video_read(other, &back, NULL), OSP_ERR_FORMAT, "other.safetensors");
+  CHECK(strstr(osp_last_error(), "expected dtype U8, found F32") != NULL);
+  CHECK(back.rgb == NULL);
+}
+
 /* A failure after the partial output exists removes it: a partial PNG folder whose path (4090
  * bytes) the system takes but whose frames' paths (4105) it does not (nor FFmpeg 5.1's image2
  * muxer, which takes 1023). */
@@ -249,7 +283,7 @@ static void test_failure_midway(const osp_frames *video) {
 
 static void test_bad_input(const osp_frames *video) {
   check_fails(osp_video_write(in_temp("x.mp4"), (osp_video_format)7, 24, video), OSP_ERR_ARGUMENT, "x.mp4");
-  CHECK(strstr(osp_last_error(), "mp4, gif or png") != NULL);
+  CHECK(strstr(osp_last_error(), "mp4, gif, png or safetensors") != NULL);
   check_fails(osp_video_write(in_temp("x.mp4"), OSP_VIDEO_MP4, 0, video), OSP_ERR_ARGUMENT, "fps");
   check_fails(osp_video_write(in_temp("x.mp4"), OSP_VIDEO_MP4, NAN, video), OSP_ERR_ARGUMENT, "fps");
   const osp_frames empty = {0};
@@ -302,6 +336,7 @@ int main(void) {
   test_mp4_odd_size();
   test_gif(&video);
   test_png(&video);
+  test_safetensors(&video);
   test_failure_midway(&video);
   test_bad_input(&video);
   check_no_partial_output();
