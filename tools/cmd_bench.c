@@ -12,6 +12,7 @@
 #include "cli.h"
 #include "cli_ranks.h"
 #include "bench_traffic.h"
+#include "bench_umt5.h"
 #include "bench_vae.h"
 #include "commands.h"
 #include "core/clock.h"
@@ -27,7 +28,7 @@
 typedef struct {
   const char *device, *preset, *resolutions, *schedules, *json, *repeat, *sp, *ranks, *config;
   long long repeat_count, rank_count; /* --repeat, --ranks, parsed */
-  int skip_ops, skip_forward, train, cfg_parallel, dry_run, vae;
+  int skip_ops, skip_forward, train, cfg_parallel, dry_run, vae, umt5;
 } bench_arguments;
 
 typedef struct {
@@ -652,6 +653,17 @@ static osp_status dry_run(const bench_arguments *a, osp_device device) {
   return status;
 }
 
+/* --umt5: the text encoder on a prompt of 512 tokens (Wan2.1's text length) and one of 77. */
+static osp_status run_umt5(const bench_arguments *a, osp_device device) {
+  bench b = {.device = device, .results = json_array()};
+  printf("osp bench: umT5-XXL (random weights) on %s\n", device == OSP_CUDA ? "cuda" : "cpu");
+  osp_status status = bench_umt5(device, 512, b.results);
+  if (status == OSP_OK) status = bench_umt5(device, 77, b.results);
+  if (status == OSP_OK && a->json) status = write_json(a->json, &b, "umt5-xxl");
+  json_decref(b.results);
+  return status;
+}
+
 /* --vae: the VAE's decode per resolution, nothing else. */
 static osp_status run_vae(const bench_arguments *a, osp_device device) {
   bench b = {.device = device, .results = json_array()};
@@ -713,6 +725,8 @@ int cmd_bench(int argc, char **argv) {
                                 "Ulysses and SSP side by side, from the plans alone", NULL, &a.dry_run},
       {"--ranks", NULL, "N", "with --dry-run: how many ranks (with --cfg-parallel, two groups of N/2)", &a.ranks, NULL},
       {"--config", NULL, "C.json", "a model config.json instead of --preset", &a.config, NULL},
+      {"--umt5", NULL, NULL, "time the umT5-XXL text encoder instead (random weights; 512 and 77 tokens; "
+                             "bench/torch_umt5.py times transformers' on the same work)", NULL, &a.umt5},
       {"--vae", NULL, NULL, "time the Wan2.1 VAE's decode instead (random weights; 81 frames at 480p/720p, or "
                             "latent FxHxW; bench/torch_vae.py times diffusers' on the same shapes)", NULL, &a.vae},
       {0},
@@ -743,6 +757,10 @@ int cmd_bench(int argc, char **argv) {
   osp_status status = cli_parse_device(a.device, OSP_CUDA, &device);
   if (status == OSP_OK && a.dry_run) {
     status = dry_run(&a, device);
+    return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
+  }
+  if (status == OSP_OK && a.umt5) {
+    status = run_umt5(&a, device);
     return status == OSP_OK ? CLI_EXIT_OK : cli_failure(status);
   }
   if (status == OSP_OK && a.vae) {

@@ -16,9 +16,9 @@
  *   loads while the current one's last product and output finish, which is what short key runs
  *   (cross-attention, Nk = 512) need. Output goes through shared memory as 16-byte row stores.
  *
- * - fa2_kernel<D, WARPS, MT, BN> (any CUDA GPU of sm_80 or later; head_dim 32, 64, 128, and 384
- *   for the Wan-VAE's middle attention; the fallback and the path for D ≠ 128 and negative
- *   scales): the FlashAttention-2 structure. A
+ * - fa2_kernel<D, WARPS, MT, BN, BIAS> (any CUDA GPU of sm_80 or later; head_dim 32, 64, 128,
+ *   and 384 for the Wan-VAE's middle attention; the fallback and the path for D ≠ 128, negative
+ *   scales and a bias): the FlashAttention-2 structure. A
  *   block owns BM = WARPS·16·MT query rows of one (batch, head) and walks the keys in tiles of BN;
  *   each warp owns 16·MT query rows, so its softmax statistics live in its own registers. K and V
  *   tiles are double-buffered in shared memory through cp.async (tile j+1 lands while tile j is
@@ -43,6 +43,10 @@
  * wins where the time is, so cuDNN left the tree (and the build's dependencies); the cuDNN code
  * is in the history of issue 6 should a later cuDNN turn the table. fa2_kernel alone runs
  * ~327 TFLOP/s on the full shape.
+ *
+ * osp_cuda_flash_attention_biased (umT5's relative position bias) runs on fa2_kernel with an f32 bias
+ * [heads, Nq, Nk] added to each tile's scores before the mask: a separate instantiation (BIAS), so
+ * the plain kernels are the code they were.
  *
  * OSP_FLASH_PATH=fa2 in the environment forces fa2_kernel (for tests of both paths). Built with
  * OSP_FLASH_DEBUG_WAIT defined (test harnesses), an mbarrier wait that never ends traps with a
@@ -72,6 +76,7 @@ struct FlashParams {
   const uint8_t *mask; /* [B, Nk] or NULL */
   bf16 *out;
   float *lse; /* [B, heads, Nq] or NULL: the log-sum-exp of each query's scaled scores */
+  const float *bias; /* [heads, Nq, Nk] added to the scaled scores, or NULL (fa2_kernel only) */
   int nq, nk, heads, kv_batch;
   float sl2;  /* |scale| · log2(e), > 0 */
   int negate; /* scale < 0: q enters negated */
@@ -126,6 +131,32 @@ __device__ __forceinline__ float log_sum_exp(float m, float sum) {
 
 /* ---- fa2_kernel: mma.sync, cp.async, any sm_80+ -------------------------------------------- */
 
+/* With a bias the scores enter the softmax in log2 units already: s ← s·sl2 + bias·log2(e), for
+ * the thread's rows row0 + 16·mt + g (+ 8) and keys k0 + 8·nt + 2t (+ 1) of head h (the m16n8
+ * accumulator layout: element 2r + c is row g + 8r, key 2t + c); online_softmax then runs with
+ * sl2 = 1. Rows past Nq and keys past Nk read no bias: those keys are masked next, those rows are
+ * never stored. */
+template <int MT, int NT>
+__device__ __forceinline__ void add_bias(float (&s)[MT][NT][4], const FlashParams &p, int h, int row0, int k0,
+                                         int g, int t) {
+  const float *head = p.bias + (int64_t)h * p.nq * p.nk;
+#pragma unroll
+  for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = row0 + mt * 16 + g + 8 * r;
+      const float *bias_row = head + (int64_t)(row < p.nq ? row : 0) * p.nk;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt)
+#pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int key = k0 + nt * 8 + 2 * t + c;
+          const float bias = row < p.nq && key < p.nk ? __ldg(bias_row + key) : 0.0f;
+          s[mt][nt][2 * r + c] = fmaf(s[mt][nt][2 * r + c], p.sl2, bias * kLog2e);
+        }
+    }
+}
+
 template <int D, int WARPS, int MT, int BN>
 struct Fa2Config {
   static constexpr int BM = WARPS * 16 * MT;
@@ -133,7 +164,7 @@ struct Fa2Config {
   static constexpr int SMEM = (BM + 4 * BN) * D * 2; /* Q, then two stages of K and V */
 };
 
-template <int D, int WARPS, int MT, int BN>
+template <int D, int WARPS, int MT, int BN, bool BIAS>
 __global__ void __launch_bounds__(WARPS * 32) fa2_kernel(const FlashParams p) {
   static_assert(D % 32 == 0 && BN % 32 == 0 && BN <= 128, "tile shape");
   constexpr int BM = WARPS * 16 * MT, THREADS = WARPS * 32, CH = D / 8, NT = BN / 8, KT = D / 16;
@@ -212,9 +243,10 @@ __global__ void __launch_bounds__(WARPS * 32) fa2_kernel(const FlashParams p) {
         },
         sK, f);
 
+    if constexpr (BIAS) add_bias<MT, NT>(s, p, h, q0 + wrow, j * BN, g, t);
     if (!all_keys_valid<BN>(word)) mask_scores<MT, NT, BN>(s, word, t);
     float corr[MT][2];
-    online_softmax<MT, NT>(s, m, l, corr, p.sl2);
+    online_softmax<MT, NT>(s, m, l, corr, BIAS ? 1.0f : p.sl2);
 #pragma unroll
     for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -647,19 +679,27 @@ __global__ void __launch_bounds__(fa3::THREADS, 1)
 
 /* ---- Host side ---------------------------------------------------------------------------- */
 
-template <int D, int WARPS, int MT, int BN>
-osp_status launch_fa2(const FlashParams &p, int batch) {
+template <int D, int WARPS, int MT, int BN, bool BIAS>
+osp_status launch_fa2_kernel(const FlashParams &p, int batch) {
   typedef Fa2Config<D, WARPS, MT, BN> C;
   static bool configured = false;
   if (!configured) {
     OSP_CUDA_TRY("attention_flash: shared memory limit",
-                 cudaFuncSetAttribute(fa2_kernel<D, WARPS, MT, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      C::SMEM));
+                 cudaFuncSetAttribute(fa2_kernel<D, WARPS, MT, BN, BIAS>,
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
     configured = true;
   }
   const dim3 grid((unsigned)((p.nq + C::BM - 1) / C::BM), (unsigned)p.heads, (unsigned)batch);
-  fa2_kernel<D, WARPS, MT, BN><<<grid, C::THREADS, C::SMEM, osp_cuda_stream()>>>(p);
+  fa2_kernel<D, WARPS, MT, BN, BIAS><<<grid, C::THREADS, C::SMEM, osp_cuda_stream()>>>(p);
   return osp_cuda_launched("attention_flash (mma.sync)");
+}
+
+/* The biased kernels exist for the text encoder's head sizes, not the VAE's 384. */
+template <int D, int WARPS, int MT, int BN>
+osp_status launch_fa2(const FlashParams &p, int batch) {
+  if constexpr (D != 384)
+    if (p.bias) return launch_fa2_kernel<D, WARPS, MT, BN, true>(p, batch);
+  return launch_fa2_kernel<D, WARPS, MT, BN, false>(p, batch);
 }
 
 /* The tiles each head dim uses on the mma.sync path. For 128, <4, 2, 64> measured fastest on an
@@ -772,14 +812,16 @@ struct no_keys_op {
   __device__ float operator()(float) const { return -INFINITY; }
 };
 
-extern "C" osp_status osp_cuda_attention(const void *q, const void *k, const void *v,
-                                               const uint8_t *key_mask, float scale, void *out,
-                                               float *lse, osp_cuda_attention_shape shape) {
+/* osp_cuda_attention and osp_cuda_flash_attention_biased (fn names the entry point in messages): bias NULL
+ * or [heads, Nq, Nk]; the wgmma kernel where it applies (head_dim 128, scale ≥ 0, no bias). */
+static osp_status attend(const char *fn, const void *q, const void *k, const void *v,
+                         const uint8_t *key_mask, const float *bias, float scale, void *out,
+                         float *lse, const osp_cuda_attention_shape &shape) {
   bool empty = false;
-  OSP_TRY(flash_check_shape("osp_cuda_attention", shape, true, &empty));
+  OSP_TRY(flash_check_shape(fn, shape, true, &empty));
   if (empty) return OSP_OK;
   if (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)out) % 16 != 0)
-    return osp_fail(OSP_ERR_UNSUPPORTED, "osp_cuda_attention: q, k, v and out must be 16-byte aligned");
+    return osp_fail(OSP_ERR_UNSUPPORTED, "%s: q, k, v and out must be 16-byte aligned", fn);
   const int64_t D = shape.head_dim;
   if (shape.keys == 0) { /* no keys: every query attends to nothing and gets 0 */
     OSP_CUDA_TRY("attention_flash: zero output",
@@ -792,7 +834,7 @@ extern "C" osp_status osp_cuda_attention(const void *q, const void *k, const voi
 
   FlashParams p;
   p.q = (const bf16 *)q, p.k = (const bf16 *)k, p.v = (const bf16 *)v;
-  p.mask = key_mask, p.out = (bf16 *)out, p.lse = lse;
+  p.mask = key_mask, p.out = (bf16 *)out, p.lse = lse, p.bias = bias;
   p.nq = (int)shape.queries, p.nk = (int)shape.keys, p.heads = (int)shape.heads, p.kv_batch = (int)shape.kv_batch;
   p.sl2 = fabsf(scale) * kLog2e;
   if (p.sl2 == 0.0f) p.sl2 = 1e-30f; /* scale 0: every weight 2^(≈0) = 1 */
@@ -801,9 +843,23 @@ extern "C" osp_status osp_cuda_attention(const void *q, const void *k, const voi
 
   const char *path = getenv("OSP_FLASH_PATH");
   const bool force_fa2 = path != nullptr && strcmp(path, "fa2") == 0;
-  if (D == 128 && !p.negate && !force_fa2 && wgmma_available()) {
+  if (D == 128 && !p.negate && !bias && !force_fa2 && wgmma_available()) {
     const osp_status status = launch_fa3<true>(p, batch, multiprocessors());
     if (status != OSP_ERR_UNSUPPORTED) return status;
   }
   return launch_fa2_for(p, batch, (int)D);
+}
+
+extern "C" osp_status osp_cuda_attention(const void *q, const void *k, const void *v,
+                                         const uint8_t *key_mask, float scale, void *out,
+                                         float *lse, osp_cuda_attention_shape shape) {
+  return attend("osp_cuda_attention", q, k, v, key_mask, nullptr, scale, out, lse, shape);
+}
+
+extern "C" osp_status osp_cuda_flash_attention_biased(const void *q, const void *k, const void *v,
+                                                      const uint8_t *key_mask, const float *bias, float scale,
+                                                      void *out, osp_cuda_attention_shape shape) {
+  if (shape.head_dim == 384)
+    return osp_fail(OSP_ERR_UNSUPPORTED, "osp_cuda_flash_attention_biased: head_dim 384 has no biased kernel");
+  return attend("osp_cuda_flash_attention_biased", q, k, v, key_mask, bias, scale, out, nullptr, shape);
 }

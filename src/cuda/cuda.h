@@ -379,9 +379,16 @@ typedef struct {
 osp_status osp_cuda_relative_position_bias(const float *table, int64_t heads, int64_t queries, int64_t keys,
                                            const osp_cuda_bucket_rule *rule, float *bias);
 
+/* osp_cuda_attention with an f32 bias [heads, Nq, Nk] added to the scaled scores (fa2_kernel with
+ * the bias per tile; bf16, head_dim 32, 64 or 128, 16-byte aligned; no lse). */
+osp_status osp_cuda_flash_attention_biased(const void *q, const void *k, const void *v, const uint8_t *key_mask,
+                                           const float *bias, float scale, void *out, osp_cuda_attention_shape shape);
+
 /* out = softmax(q·kᵀ·scale + bias[h] + mask)·v, q and out [B, Nq, H, D], k and v [B, Nk, H, D] in
  * `dtype`, bias f32 [H, Nq, Nk], key_mask u8 [B, Nk] (1 = a real key) or NULL; f32 arithmetic.
- * For prompts: every score of a few query rows sits in shared memory (fails clearly past ~96 KiB). */
+ * bf16 at head_dim 32, 64 or 128 (umT5-XXL's 64) runs osp_cuda_flash_attention_biased; any other
+ * size or dtype a plain kernel for prompts: every score of a few query rows in shared memory
+ * (fails clearly past ~96 KiB). */
 osp_status osp_cuda_attention_biased(const void *q, const void *k, const void *v, const uint8_t *key_mask,
                                      const float *bias, float scale, void *out, osp_dtype dtype, int64_t B,
                                      int64_t Nq, int64_t Nk, int64_t H, int64_t D);

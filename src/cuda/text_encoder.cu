@@ -1,7 +1,8 @@
 /* The umT5 text encoder's own kernels (cuda.h, "Text encoder"): T5's relative position bias and
- * attention with an additive bias per head. The sequences are short (a prompt: at most 512
- * tokens), so the attention is a plain one: a block per few query rows of one head, every score
- * of those rows in shared memory, an exact softmax in f32, then P·V. */
+ * attention with an additive bias per head. bf16 at the flash kernels' head sizes goes to them
+ * (attention.cu, with the bias added per tile); anything else, such as the tests' tiny encoders,
+ * to a plain kernel for short sequences: a block per few query rows of one head, every score of
+ * those rows in shared memory, an exact softmax in f32, then P·V. */
 #include "cuda/kernels.cuh"
 #include "cuda/reduce.cuh"
 
@@ -111,6 +112,12 @@ extern "C" osp_status osp_cuda_relative_position_bias(const float *table, int64_
 extern "C" osp_status osp_cuda_attention_biased(const void *q, const void *k, const void *v, const uint8_t *key_mask,
                                                 const float *bias, float scale, void *out, osp_dtype dtype, int64_t B,
                                                 int64_t Nq, int64_t Nk, int64_t H, int64_t D) {
+  const bool aligned = (((uintptr_t)q | (uintptr_t)k | (uintptr_t)v | (uintptr_t)out) % 16) == 0;
+  if (dtype == OSP_BF16 && (D == 32 || D == 64 || D == 128) && aligned) {
+    const osp_cuda_attention_shape shape = {.batch = B, .kv_batch = B, .queries = Nq, .keys = Nk, .heads = H,
+                                            .head_dim = D};
+    return osp_cuda_flash_attention_biased(q, k, v, key_mask, bias, scale, out, shape);
+  }
   const size_t shared = shared_bytes(Nk, D);
   if (shared > 96 * 1024)
     return osp_fail(OSP_ERR_UNSUPPORTED, "osp_cuda_attention_biased: %lld keys of %lld dims need %zu bytes of shared "

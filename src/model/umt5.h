@@ -85,6 +85,10 @@ osp_status osp_umt5_load_file(const osp_umt5_config *config, const char *weights
  * and position tables f32. src is left as it was (free it if it is not wanted). */
 osp_status osp_umt5_to_device(const osp_umt5 *src, osp_device device, osp_umt5 *dst);
 
+/* An encoder of `config` on `device` with random weights (Philox, seeded; matrices N(0, 1/in),
+ * the rest N(0, 1)): for benchmarks. */
+osp_status osp_umt5_init_random(const osp_umt5_config *config, uint64_t seed, osp_device device, osp_umt5 *m);
+
 /* The memory one encode of `count` tokens on `device` plans for its activations, in bytes. */
 size_t osp_umt5_activation_bytes(const osp_umt5_config *config, osp_device device, int64_t count);
 

@@ -2,6 +2,7 @@
  * Wan2.1 name (wan/modules/t5.py, T5Encoder) and its shape; loading and checking walk it. */
 #include <errno.h>
 #include <libgen.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -267,32 +268,55 @@ static osp_dtype device_dtype(const parameter *p, osp_device device) {
   return p->matrix ? osp_device_dtype(device) : OSP_F32;
 }
 
-static osp_status copy_parameters(const parameter_list *from, const parameter_list *to, osp_umt5 *dst) {
+/* The parameters of `list` (m's) in one arena on m->device, in device_dtype, not yet filled. */
+static osp_status place_parameters(const parameter_list *list, osp_umt5 *m) {
   size_t bytes = 0;
-  for (int i = 0; i < to->count; i++)
-    bytes += osp_arena_align((size_t)osp_tensor_numel(from->items[i].slot) *
-                             osp_dtype_size(device_dtype(&to->items[i], dst->device)));
-  OSP_TRY(osp_device_arena(&dst->converted, "umT5 weights", dst->device, bytes));
-  for (int i = 0; i < to->count; i++) {
-    const parameter *p = &to->items[i];
-    OSP_TRY(osp_arena_tensor(&dst->converted, device_dtype(p, dst->device), p->ndim, p->shape, p->slot));
-    OSP_TRY(osp_copy(from->items[i].slot, p->slot));
+  for (int i = 0; i < list->count; i++) {
+    const parameter *p = &list->items[i];
+    bytes += osp_arena_align((size_t)(p->shape[0] * (p->ndim == 2 ? p->shape[1] : 1)) *
+                             osp_dtype_size(device_dtype(p, m->device)));
   }
-  dst->weight_bytes = bytes;
+  OSP_TRY(osp_device_arena(&m->converted, "umT5 weights", m->device, bytes));
+  for (int i = 0; i < list->count; i++) {
+    const parameter *p = &list->items[i];
+    OSP_TRY(osp_arena_tensor(&m->converted, device_dtype(p, m->device), p->ndim, p->shape, p->slot));
+  }
+  m->weight_bytes = bytes;
   return OSP_OK;
 }
 
+/* An empty encoder of `config` on `device` and the list of its parameters (free list->items). */
+static osp_status start_on(const osp_umt5_config *config, osp_device device, osp_umt5 *m, parameter_list *list) {
+  *m = (osp_umt5){.config = *config, .device = device};
+  *list = (parameter_list){0};
+  OSP_TRY(allocate_layers(m));
+  OSP_TRY(list_parameters(m, list));
+  return place_parameters(list, m);
+}
+
 osp_status osp_umt5_to_device(const osp_umt5 *src, osp_device device, osp_umt5 *dst) {
-  *dst = (osp_umt5){.config = src->config, .names = src->names, .device = device};
   osp_umt5 view = *src; /* its slots are src's tensors */
   parameter_list from = {0}, to = {0};
-  osp_status status = allocate_layers(dst);
+  osp_status status = start_on(&src->config, device, dst, &to);
+  dst->names = src->names;
   if (status == OSP_OK) status = list_parameters(&view, &from);
-  if (status == OSP_OK) status = list_parameters(dst, &to);
-  if (status == OSP_OK) status = copy_parameters(&from, &to, dst);
+  for (int i = 0; status == OSP_OK && i < to.count; i++) status = osp_copy(from.items[i].slot, to.items[i].slot);
   free(from.items);
   free(to.items);
   if (status != OSP_OK) osp_umt5_free(dst);
+  return status;
+}
+
+osp_status osp_umt5_init_random(const osp_umt5_config *config, uint64_t seed, osp_device device, osp_umt5 *m) {
+  parameter_list list;
+  osp_status status = start_on(config, device, m, &list);
+  for (int i = 0; status == OSP_OK && i < list.count; i++) {
+    const parameter *p = &list.items[i];
+    const float scale = p->ndim == 2 && p->matrix ? 1.0f / sqrtf((float)p->shape[1]) : 1.0f;
+    status = osp_randn_fill(seed, (uint32_t)i, scale, p->slot);
+  }
+  free(list.items);
+  if (status != OSP_OK) osp_umt5_free(m);
   return status;
 }
 
