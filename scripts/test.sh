@@ -82,6 +82,8 @@ print(f"built-in model: ShapesBench {o:.1%} (at least 70%)\nbuilt-in model: {int
 }
 suite "built-in model on the CPU (ShapesBench)" builtin_model
 suite "bench/torch_wan.py runs (tiny, CPU; not timed)" "$python" bench/torch_wan.py --tiny --device cpu --op all
+suite "bench/torch_umt5.py runs (tiny, CPU; not timed)" "$python" bench/torch_umt5.py --device cpu --tiny
+suite "bench/torch_wan_pipeline.py runs (tiny, CPU, next to osp generate; not timed)" "$python" bench/torch_wan_pipeline.py --osp build/osp --work build/ref/wan_pipeline --tiny --device cpu
 suite "bench/torch_vae.py runs (tiny, CPU; not timed)" "$python" bench/torch_vae.py --device cpu --res 2x4x4
 suite "bench/torch_sp.py on 2 CPU ranks (tiny; its layouts against one process; not timed)" \
   "$python" -m torch.distributed.run --nproc-per-node 2 bench/torch_sp.py --tiny --device cpu

@@ -2,7 +2,8 @@
 # The GPU tests, on a machine with an NVIDIA Hopper GPU (H100/H200): every CUDA kernel against the
 # CPU backend, attention against a float64 reference, the DiT forward on CUDA against the CPU
 # forward, `osp dit --device cuda` against `osp dit` on the CPU, forward and backward, and
-# `osp train` on CUDA against the CPU (loss, resume bit for bit, overfitting one batch).
+# `osp train` on CUDA against the CPU (loss, resume bit for bit, overfitting one batch), and the
+# text-to-video pipeline on the GPU against diffusers' WanPipeline where $OSP_PYTHON can import it.
 # Usage: scripts/test_gpu.sh [BUILD_DIR]   (default build/, as scripts/test.sh makes it; the GPU
 # machine needs only the NVIDIA driver and cuBLASLt 13 beside the binaries)
 set -uo pipefail
@@ -174,6 +175,15 @@ print(f"same video on both devices: {int(agree >= 0.8)} passed, {int(agree < 0.8
 PY
 }
 run compare_devices
+# The whole text-to-video pipeline on the GPU (umT5, the DiT, the VAE) against diffusers' WanPipeline
+# on a tiny random model (tests/ref/pipeline_parity.py --device cuda says what and how close), where
+# $OSP_PYTHON (default python3) has torch, transformers, diffusers and sentencepiece.
+py=${OSP_PYTHON:-python3}
+if "$py" -c "import diffusers, sentencepiece, transformers, PIL" 2>/dev/null; then
+  run "$py" tests/ref/pipeline_parity.py "$build/osp" "$dir/pipeline" --device cuda
+else
+  echo "== the pipeline against diffusers: SKIPPED ($py lacks diffusers, transformers or sentencepiece): not counted"
+fi
 # Sequence parallelism over GPUs (one rank per GPU, NCCL), where the machine has two or more and
 # mpirun: `mpirun -np 2 osp dit --device cuda` with Ulysses, SSP and CFG parallelism equals the
 # one-GPU run within bf16's rounding of activations computed in another order (GEMMs of other

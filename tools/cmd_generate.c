@@ -13,6 +13,7 @@
 #include "generate_plan.h"
 #include "core/safetensors.h"
 #include "core/status.h"
+#include "ops/ops.h"
 #include "pipeline/t2v.h"
 #include "video/video.h"
 
@@ -179,15 +180,17 @@ static int generate(const cli_command *command, const generate_arguments *a, con
   if (!rc && status == OSP_OK) status = osp_t2v_generate(&model, &request, &result);
   if (!rc && status == OSP_OK && speak && a->latents_out) status = write_latents(a->latents_out, &result.latents);
   if (!rc && status == OSP_OK && speak) status = osp_video_write(a->output, format, settings.fps, &result.video);
-  char start[160];
+  char start[160], peak[64] = "";
+  if (device != OSP_CPU)
+    snprintf(peak, sizeof peak, "; peak GPU memory %.2f GiB", osp_device_peak_bytes(device) / 1073741824.0);
   snprintf(start, sizeof start, a->noise ? "noise from %s" : "seed %s", a->noise ? a->noise : (a->seed ? a->seed : "0"));
   if (!rc && status == OSP_OK && speak)
     printf("wrote %s: %lld frames of %lld x %lld at %g fps (%s, %s) in %.2f s: %d steps of %.3f s, "
-           "text %.3f s, decode %.3f s\n",
+           "text %.3f s, decode %.3f s%s\n",
            a->output, (long long)result.video.frames, (long long)result.video.width, (long long)result.video.height,
            settings.fps, osp_video_format_name(format), start,
            timing->total_seconds, settings.steps, timing->sampling_seconds / settings.steps, timing->text_seconds,
-           timing->decode_seconds);
+           timing->decode_seconds, peak);
   osp_t2v_result_free(&result);
   free(noise_data);
   osp_t2v_model_free(&model);
@@ -229,13 +232,16 @@ int cmd_generate(int argc, char **argv) {
   cli_option options[] = {
       {"--prompt", "-p", "TEXT", "what the video shows (required)", &a.prompt, NULL},
       {"--negative-prompt", "-n", "TEXT", "the unconditional pass's prompt (default: empty)", &a.negative, NULL},
-      {"--output", "-o", "PATH", "where the video goes (default osp-video.mp4); .mp4, .gif, or a folder of PNG frames",
+      {"--output", "-o", "PATH",
+       "where the video goes (default osp-video.mp4); .mp4, .gif, a folder of PNG frames, or .safetensors (the "
+       "frames as U8 [F, H, W, 3])",
        &a.output, NULL},
-      {"--format", NULL, "mp4|gif|png", "the file format (default: from the output's extension)", &a.format, NULL},
+      {"--format", NULL, "mp4|gif|png|safetensors", "the file format (default: from the output's extension)",
+       &a.format, NULL},
       {"--model", NULL, "DIR", "a model folder: diffusers' layout (model_index.json) or OSP's model.json (default: "
                                "the built-in shapes model, models/shapes)",
        &a.model, NULL},
-      {"--device", NULL, "cpu|cuda", "where the DiT runs (default cpu)", &a.device, NULL},
+      {"--device", NULL, "cpu|cuda", "where the text encoder, the DiT and the VAE run (default cpu; cuda: bf16 weights and activations)", &a.device, NULL},
       {"--seed", NULL, "N", "the noise's seed (default 0): the same video on every device, up to bf16 rounding",
        &a.seed, NULL},
       {"--steps", NULL, "N", "sampling steps (default: the model's; built-in 25)", &a.steps, NULL},

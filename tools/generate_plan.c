@@ -1,9 +1,9 @@
 /* The memory plan of a generation (generate_plan.h). Each component reports what it would hold:
- * weights (as the engine keeps them: the text encoder's bf16 as stored, the DiT in f32 on the CPU
- * or bf16 on CUDA, the VAE in f32) and its working memory (the activation arenas the DiT and the
- * VAE plan for these shapes, the encoder's for 512 tokens). Everything but the DiT runs on the
- * CPU, and the components are held together, so the host's peak is every host weight plus the
- * largest working set of the three phases (encode, sample, decode). */
+ * weights (as the engine keeps them: on the CPU the text encoder's as stored, the DiT and the VAE
+ * in f32; on CUDA all three in bf16) and its working memory (the activation arenas the DiT and
+ * the VAE plan for these shapes, the encoder's for 512 tokens). Every component runs on the chosen
+ * device and they are held together, so its peak is every weight plus the largest working set of
+ * the three phases (encode, sample, decode). */
 #include "generate_plan.h"
 
 #include <stdio.h>
@@ -92,44 +92,54 @@ osp_status generate_plan_print(const char *dir, const char *preset, osp_device d
   size_t dit_weights, dit_activations, vae_plan;
   OSP_TRY(osp_dit_weight_bytes(&m.dit, osp_device_dtype(device), &dit_weights));
   OSP_TRY(osp_dit_activation_bytes(&m.dit, device, passes, latent + 2, rows, &dit_activations));
+  const bool on_host = device == OSP_CPU;
   osp_vae vae;
   OSP_TRY(osp_vae_shapes(&m.vae, &vae));
+  vae.device = device; /* the plan in the device's dtype */
   osp_status status = osp_vae_decode_plan(&vae, latent, &vae_plan);
-  const size_t vae_weights = (size_t)vae.parameter_count * sizeof(float);
+  const size_t vae_weights = (size_t)vae.parameter_count * osp_dtype_size(osp_device_dtype(device));
   osp_vae_free(&vae);
   OSP_TRY(status);
-  const size_t text_activations = osp_umt5_activation_bytes(&m.text, OSP_CPU, rows);
+  /* umT5 on the host keeps its file's dtype; on CUDA its matrices are bf16 (its norms' f32 is a
+   * rounding error of this). */
+  const size_t text_weights = on_host ? m.text_weights : (size_t)osp_umt5_parameter_count(&m.text) * 2;
+  const size_t text_activations = osp_umt5_activation_bytes(&m.text, device, rows);
   /* The sampler's buffers (t2v.c): the sample, the batch, timesteps, contexts, velocities, the
    * guided velocity, and UniPC's three history tensors. */
   const size_t sampler = (size_t)((1 + passes + passes + 1 + 3) * n + passes * (1 + rows * m.dit.text_dim)) * 4;
   const size_t video = (size_t)(3 * s->frames * s->height * s->width) * (4 + 1); /* f32 decoded, then 8-bit frames */
-  const bool on_host = device == OSP_CPU;
-  printf("osp generate --dry-run: %s, %lld frames of %lld x %lld, %s, the DiT on %s\n", m.label, (long long)s->frames,
+  const char *where = on_host ? "cpu" : "cuda";
+  printf("osp generate --dry-run: %s, %lld frames of %lld x %lld, %s, on %s\n", m.label, (long long)s->frames,
          (long long)s->width, (long long)s->height, passes == 2 ? "guidance (2 passes a step)" : "no guidance",
          on_host ? "the CPU" : "CUDA");
   char text_count[32], dit_count[32], vae_count[32];
   count_text((double)osp_umt5_parameter_count(&m.text), text_count, sizeof text_count);
   count_text(dit_weights / (on_host ? 4.0 : 2.0), dit_count, sizeof dit_count);
-  count_text(vae_weights / 4.0, vae_count, sizeof vae_count);
+  count_text((double)vae_weights / osp_dtype_size(osp_device_dtype(device)), vae_count, sizeof vae_count);
   printf("  %-13s %-6s %-11s %-24s %s\n", "component", "device", "parameters", "weights", "working memory");
-  printf("  %-13s %-6s %-11s %7.2f GiB %-12s %7.2f GiB activations (%lld tokens)\n", "text encoder", "cpu", text_count,
-         gib(m.text_weights), "as stored", gib(text_activations), (long long)rows);
-  printf("  %-13s %-6s %-11s %7.2f GiB %-12s %7.2f GiB activations (%lld x %lldx%lldx%lld latents)\n", "DiT",
-         on_host ? "cpu" : "cuda", dit_count, gib(dit_weights), on_host ? "f32" : "bf16", gib(dit_activations),
-         (long long)passes, (long long)latent[2], (long long)latent[3], (long long)latent[4]);
-  printf("  %-13s %-6s %-11s %7.2f GiB %-12s %7.2f GiB planned decode\n", "VAE", "cpu", vae_count, gib(vae_weights),
-         "f32", gib(vae_plan));
+  printf("  %-13s %-6s %-11s %7.2f GiB %-12s %7.2f GiB activations (%lld tokens)\n", "text encoder", where, text_count,
+         gib(text_weights), on_host ? "as stored" : "bf16", gib(text_activations), (long long)rows);
+  printf("  %-13s %-6s %-11s %7.2f GiB %-12s %7.2f GiB activations (%lld x %lldx%lldx%lld latents)\n", "DiT", where,
+         dit_count, gib(dit_weights), on_host ? "f32" : "bf16", gib(dit_activations), (long long)passes,
+         (long long)latent[2], (long long)latent[3], (long long)latent[4]);
+  printf("  %-13s %-6s %-11s %7.2f GiB %-12s %7.2f GiB planned decode\n", "VAE", where, vae_count, gib(vae_weights),
+         on_host ? "f32" : "bf16", gib(vae_plan));
   printf("  %-13s %-6s %-11s %-24s %7.2f GiB samples, contexts, history; %.2f GiB video\n", "sampler", "cpu", "", "",
          gib(sampler), gib(video));
-  const size_t host_weights = m.text_weights + vae_weights + (on_host ? dit_weights : 0);
-  size_t working = text_activations;
-  if (on_host && dit_activations > working) working = dit_activations;
-  if (vae_plan + video > working) working = vae_plan + video;
-  printf("  peak on the host: %.2f GiB (weights %.2f GiB + sampler %.2f GiB + the largest phase %.2f GiB)%s\n",
-         gib(host_weights + sampler + working), gib(host_weights), gib(sampler), gib(working),
-         on_host ? "" : "; loading the DiT holds its f32 copy on the host once");
-  if (!on_host)
-    printf("  peak on the GPU: %.2f GiB (weights %.2f GiB + activations %.2f GiB)\n",
-           gib(dit_weights + dit_activations), gib(dit_weights), gib(dit_activations));
+  /* The components are held together; the phases (encode, sample, decode) run one after another. */
+  const size_t weights = text_weights + dit_weights + vae_weights;
+  size_t phase = text_activations;
+  if (dit_activations > phase) phase = dit_activations;
+  if (vae_plan > phase) phase = vae_plan;
+  if (on_host) {
+    if (vae_plan + video > phase) phase = vae_plan + video;
+    printf("  peak on the host: %.2f GiB (weights %.2f GiB + sampler %.2f GiB + the largest phase %.2f GiB)\n",
+           gib(weights + sampler + phase), gib(weights), gib(sampler), gib(phase));
+    return OSP_OK;
+  }
+  printf("  peak on the host: %.2f GiB (sampler and video; loading holds each component's f32 copy there once)\n",
+         gib(sampler + video));
+  printf("  peak on the GPU: %.2f GiB (weights %.2f GiB + the largest phase %.2f GiB)\n", gib(weights + phase),
+         gib(weights), gib(phase));
   return OSP_OK;
 }

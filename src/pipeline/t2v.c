@@ -41,8 +41,8 @@ osp_status osp_t2v_model_load(const char *dir, osp_device device, const osp_t2v_
   osp_status status = osp_model_dir_read(dir, files);
   if (status == OSP_OK) out->defaults = files->defaults;
   if (status == OSP_OK) status = load_dit(files, device, overrides, &out->dit);
-  if (status == OSP_OK) status = osp_t2v_text_load(files, out->dit.config.text_dim, &out->text);
-  if (status == OSP_OK) status = osp_t2v_video_load(files, out->dit.config.in_channels, &out->video);
+  if (status == OSP_OK) status = osp_t2v_text_load(files, out->dit.config.text_dim, device, &out->text);
+  if (status == OSP_OK) status = osp_t2v_video_load(files, out->dit.config.in_channels, device, &out->video);
   if (status != OSP_OK) {
     osp_fail_context(status, "model %s", dir);
     osp_t2v_model_free(out);

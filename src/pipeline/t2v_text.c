@@ -5,15 +5,25 @@
 
 #include "core/status.h"
 
-static osp_status load_umt5(const osp_model_dir *files, int64_t dim, osp_t2v_text *out) {
-  OSP_TRY(osp_tokenizer_load(files->tokenizer, &out->tokenizer));
+/* The encoder read on the host (f32), then, for another device, copied there (bf16 matrices). */
+static osp_status read_umt5(const osp_model_dir *files, osp_device device, osp_umt5 *m) {
   if (files->layout == OSP_LAYOUT_ORIGINAL) {
     osp_umt5_config xxl;
     osp_umt5_config_xxl(&xxl);
-    OSP_TRY(osp_umt5_load_file(&xxl, files->text_encoder, &out->umt5));
+    OSP_TRY(osp_umt5_load_file(&xxl, files->text_encoder, m));
   } else {
-    OSP_TRY(osp_umt5_load(files->text_encoder, &out->umt5));
+    OSP_TRY(osp_umt5_load(files->text_encoder, m));
   }
+  if (device == OSP_CPU) return OSP_OK;
+  osp_umt5 host = *m;
+  const osp_status status = osp_umt5_to_device(&host, device, m);
+  osp_umt5_free(&host);
+  return status;
+}
+
+static osp_status load_umt5(const osp_model_dir *files, int64_t dim, osp_device device, osp_t2v_text *out) {
+  OSP_TRY(osp_tokenizer_load(files->tokenizer, &out->tokenizer));
+  OSP_TRY(read_umt5(files, device, &out->umt5));
   if (out->umt5.config.d_model != dim)
     return osp_fail(OSP_ERR_SHAPE, "%s: the text encoder gives %d columns (d_model), the DiT takes %lld (text_dim)",
                     files->text_encoder, out->umt5.config.d_model, (long long)dim);
@@ -23,9 +33,9 @@ static osp_status load_umt5(const osp_model_dir *files, int64_t dim, osp_t2v_tex
   return OSP_OK;
 }
 
-osp_status osp_t2v_text_load(const osp_model_dir *files, int64_t dim, osp_t2v_text *out) {
+osp_status osp_t2v_text_load(const osp_model_dir *files, int64_t dim, osp_device device, osp_t2v_text *out) {
   *out = (osp_t2v_text){.kind = files->text, .rows = files->text_rows, .dim = dim};
-  if (files->text == OSP_TEXT_UMT5) return load_umt5(files, dim, out);
+  if (files->text == OSP_TEXT_UMT5) return load_umt5(files, dim, device, out);
   return osp_word_encoder_load(files->vocab, dim, files->text_rows, files->text_seed, &out->words);
 }
 

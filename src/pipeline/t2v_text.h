@@ -19,8 +19,9 @@ typedef struct {
   osp_umt5 umt5;
 } osp_t2v_text;
 
-/* Loads the model folder's text side; dim is the DiT's text_dim, which the encoder must give. */
-osp_status osp_t2v_text_load(const osp_model_dir *files, int64_t dim, osp_t2v_text *out);
+/* Loads the model folder's text side; dim is the DiT's text_dim, which the encoder must give.
+ * umT5 runs on `device` (the word encoder, a table lookup, stays on the host). */
+osp_status osp_t2v_text_load(const osp_model_dir *files, int64_t dim, osp_device device, osp_t2v_text *out);
 
 /* context: f32 CPU [rows, dim]. */
 osp_status osp_t2v_text_encode(const osp_t2v_text *text, const char *prompt, osp_tensor *context);

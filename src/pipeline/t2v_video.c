@@ -8,13 +8,23 @@
 
 enum { MAX_SIDE = 8192, MAX_FRAMES = 4096 };
 
-osp_status osp_t2v_video_load(const osp_model_dir *files, int64_t channels, osp_t2v_video *out) {
+/* The VAE read on the host (f32), then, for another device, copied there (bf16). */
+static osp_status read_vae(const osp_model_dir *files, osp_device device, osp_vae *vae) {
+  osp_vae_config wan21;
+  osp_vae_config_wan21(&wan21);
+  OSP_TRY(files->layout == OSP_LAYOUT_ORIGINAL ? osp_vae_load_file(&wan21, files->vae, vae)
+                                               : osp_vae_load(files->vae, vae));
+  if (device == OSP_CPU) return OSP_OK;
+  osp_vae host = *vae;
+  const osp_status status = osp_vae_to_device(&host, device, vae);
+  osp_vae_free(&host);
+  return status;
+}
+
+osp_status osp_t2v_video_load(const osp_model_dir *files, int64_t channels, osp_device device, osp_t2v_video *out) {
   *out = (osp_t2v_video){.kind = files->space, .channels = 3};
   if (files->space == OSP_SPACE_WAN_VAE) {
-    osp_vae_config wan21;
-    osp_vae_config_wan21(&wan21);
-    OSP_TRY(files->layout == OSP_LAYOUT_ORIGINAL ? osp_vae_load_file(&wan21, files->vae, &out->vae)
-                                                 : osp_vae_load(files->vae, &out->vae));
+    OSP_TRY(read_vae(files, device, &out->vae));
     out->channels = out->vae.config.z_dim;
   }
   if (channels != out->channels)

@@ -16,8 +16,9 @@ typedef struct {
   osp_vae vae;
 } osp_t2v_video;
 
-/* Loads the folder's decoder; the DiT works on `channels` (in_channels), which must be the space's. */
-osp_status osp_t2v_video_load(const osp_model_dir *files, int64_t channels, osp_t2v_video *out);
+/* Loads the folder's decoder; the DiT works on `channels` (in_channels), which must be the space's.
+ * The VAE decodes on `device`. */
+osp_status osp_t2v_video_load(const osp_model_dir *files, int64_t channels, osp_device device, osp_t2v_video *out);
 
 /* The sample's shape [1, C, f, h, w] for a video of frames × height × width (each checked: a VAE
  * needs 1 + 4k frames and sizes that are multiples of 8); `patch` the DiT's, which f, h, w must

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`osp generate --model DIR` on a diffusers-layout model folder against diffusers' WanPipeline.
 
-usage: python tests/ref/pipeline_parity.py OSP_BINARY WORKDIR
+usage: python tests/ref/pipeline_parity.py OSP_BINARY WORKDIR [--device cuda]
 
 Builds a tiny WanPipeline with random weights (a SentencePiece unigram tokenizer trained here, a
 UMT5EncoderModel, a WanTransformer3DModel, an AutoencoderKLWan and the UniPC scheduler Wan2.1's
@@ -22,8 +22,17 @@ parameters as PyTorch does and the 14B preset's as PAPER.md gives them. Then bad
 naming what is wrong: a component missing, a shard listed in the index but absent, a VAE whose
 latent channels differ from the DiT's.
 
+With --device cuda (scripts/test_gpu.sh runs it where diffusers can be imported): the same
+pipeline with head sizes the GPU kernels take (the DiT's heads of 32, the VAE's middle attention
+over 32 channels), osp encode-text and osp generate on the GPU (bf16 weights and activations)
+against diffusers in float32 on the CPU: the context within 6e-2 of its largest magnitude and 3e-2
+on average, the final latents within 3e-2, the frames' pixels within 2.5 levels of 255 on average
+and 16 at worst (bf16 through umT5's every op, three sampler steps and the VAE; measured on an
+H100: context up to 3.5e-2 of the largest, latents 1.45e-2, pixels 1.08 on average, 11.8 at worst).
+
 Prints one line per check and "pipeline: N passed, M failed" last; exits 1 on a failure.
 """
+import argparse
 import json
 import os
 import random
@@ -50,6 +59,24 @@ diffusers_logging.set_verbosity_error()
 TEXT_DIM = 32
 TALLY = Tally("pipeline")
 check = TALLY.check
+
+
+class Device:
+    """Where osp runs, and what that allows: the CPU in float32 as diffusers does, or CUDA in bf16."""
+    def __init__(self, name):
+        self.name, self.cuda = name, name == "cuda"
+        self.head_dim = 32 if self.cuda else 16  # the CUDA attention kernels take heads of 32, 64, 128
+        self.vae_dim_mult = [1, 2, 4, 4] if self.cuda else [1, 2, 2, 2]  # VAE attention over 32 channels
+        self.context_tol = 6e-2 if self.cuda else 1e-5  # of the largest magnitude
+        self.context_mean_tol = 3e-2 if self.cuda else 1e-5  # mean |error| / mean |reference|
+        self.latents_tol = 3e-2 if self.cuda else 1e-4
+        self.pixel_mean_tol, self.pixel_max_tol = (2.5, 16.0) if self.cuda else (1.0, 1.0 + 1e-3)
+
+    def args(self):
+        return ["--device", self.name]
+
+
+DEVICE = Device("cpu")
 
 
 def train_tokenizer(folder):
@@ -84,11 +111,11 @@ def build_pipeline(folder, z_dim=16):
                                           num_heads=4, relative_attention_num_buckets=32,
                                           relative_attention_max_distance=128, feed_forward_proj="gated-gelu",
                                           is_encoder_decoder=False)).eval()
-    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=16,
+    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=DEVICE.head_dim,
                                         in_channels=16, out_channels=16, text_dim=TEXT_DIM, freq_dim=32, ffn_dim=64,
                                         num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
                                         rope_max_seq_len=1024).eval()
-    vae = AutoencoderKLWan(base_dim=8, z_dim=z_dim, dim_mult=[1, 2, 2, 2], num_res_blocks=1, attn_scales=[],
+    vae = AutoencoderKLWan(base_dim=8, z_dim=z_dim, dim_mult=DEVICE.vae_dim_mult, num_res_blocks=1, attn_scales=[],
                            temperal_downsample=[False, True, True],
                            latents_mean=[0.1 * i - 0.5 for i in range(z_dim)],
                            latents_std=[1.0 + 0.1 * i for i in range(z_dim)]).eval()
@@ -122,16 +149,22 @@ def run_osp(osp, args):
     return subprocess.run([osp, "generate", "-q", *args], capture_output=True, text=True)
 
 
-def read_frames(folder, count):
-    names = sorted(n for n in os.listdir(folder) if n.endswith(".png"))
-    return np.stack([np.asarray(Image.open(f"{folder}/{n}").convert("RGB")) for n in names[:count]]) if names else None
+def read_frames(path, count):
+    """The frames osp wrote: a folder of PNG frames, or (the GPU machines' builds have no FFmpeg) a
+    safetensors file of U8 [F, H, W, 3]."""
+    if path.endswith(".safetensors"):
+        return load_file(path)["frames"].numpy()[:count] if os.path.exists(path) else None
+    names = sorted(n for n in os.listdir(path) if n.endswith(".png"))
+    return np.stack([np.asarray(Image.open(f"{path}/{n}").convert("RGB")) for n in names[:count]]) if names else None
 
 
 def compare(osp, pipe, model_dir, work, name, prompt, frames, guidance):
     height, width = 32, 48
     latent_shape = (1, 16, (frames - 1) // 4 + 1, height // 8, width // 8)
     noise = torch.randn(latent_shape, generator=torch.Generator().manual_seed(len(name)))
-    noise_file, latents_file, frames_dir = f"{work}/{name}.noise.safetensors", f"{work}/{name}.latents.safetensors", f"{work}/{name}.frames"
+    noise_file, latents_file = f"{work}/{name}.noise.safetensors", f"{work}/{name}.latents.safetensors"
+    frames_dir = f"{work}/{name}.frames" + (".safetensors" if DEVICE.cuda else "")
+    frames_format = "safetensors" if DEVICE.cuda else "png"
     save_file({"noise": noise.contiguous()}, noise_file)
     common = dict(prompt=prompt, negative_prompt="", height=height, width=width, num_frames=frames,
                   num_inference_steps=3, guidance_scale=guidance)
@@ -141,25 +174,28 @@ def compare(osp, pipe, model_dir, work, name, prompt, frames, guidance):
     shutil.rmtree(frames_dir, ignore_errors=True)
     result = run_osp(osp, ["--model", model_dir, "-p", prompt, "--noise", noise_file, "--latents-out", latents_file,
                            "--steps", "3", "--guidance", str(guidance), "--frames", str(frames), "--height", str(height),
-                           "--width", str(width), "-o", frames_dir, "--format", "png"])
+                           "--width", str(width), "-o", frames_dir, "--format", frames_format, *DEVICE.args()])
     if result.returncode != 0:
         check(False, f"{name}: osp generate failed: {result.stderr.strip()}")
         return
     got = load_file(latents_file)["latents"]
     err = (got - ref_latents).abs().max().item() / ref_latents.abs().max().item()
-    check(err <= 1e-4, f"{name}: final latents {tuple(got.shape)}, rel err {err:.2e} (tol 1e-4)")
+    check(err <= DEVICE.latents_tol,
+          f"{name}: final latents {tuple(got.shape)}, rel err {err:.2e} (tol {DEVICE.latents_tol:g})")
     pixels = read_frames(frames_dir, frames)
     want = ref_frames * 255.0
-    worst = np.abs(pixels.astype(np.float64) - want).max() if pixels is not None and pixels.shape == want.shape else None
-    check(worst is not None and worst <= 1.0 + 1e-3,
-          f"{name}: {frames} frames of {width}x{height}, worst pixel difference {worst} levels (at most 1)")
+    diff = np.abs(pixels.astype(np.float64) - want) if pixels is not None and pixels.shape == want.shape else None
+    worst, mean = (diff.max(), diff.mean()) if diff is not None else (None, None)
+    check(diff is not None and worst <= DEVICE.pixel_max_tol and mean <= DEVICE.pixel_mean_tol,
+          f"{name}: {frames} frames of {width}x{height}, pixel difference {mean} levels on average (at most "
+          f"{DEVICE.pixel_mean_tol:g}), {worst} at worst (at most {DEVICE.pixel_max_tol:g})")
 
 
 def compare_context(osp, pipe, model_dir, work, prompt):
     """osp encode-text -p against the pipeline's own prompt encoding (cleaning, tokenizer, umT5, padding)."""
     out = f"{work}/context.safetensors"
-    result = subprocess.run([osp, "encode-text", "--model", model_dir, "-p", prompt, "-o", out], capture_output=True,
-                            text=True)
+    result = subprocess.run([osp, "encode-text", "--model", model_dir, "-p", prompt, "-o", out, *DEVICE.args()],
+                            capture_output=True, text=True)
     if result.returncode != 0:
         check(False, f"encode-text {prompt!r}: {result.stderr.strip()}")
         return
@@ -167,9 +203,11 @@ def compare_context(osp, pipe, model_dir, work, prompt):
         want, _ = pipe.encode_prompt(prompt, do_classifier_free_guidance=False, max_sequence_length=512)
     got = load_file(out)["context"]
     err = (got - want).abs().max().item() / want.abs().max().item()
+    mean = (got - want).abs().mean().item() / max(want.abs().mean().item(), 1e-30)
     zeros = bool((got[0, len(pipe.tokenizer(prompt).input_ids):] == 0).all())
-    check(got.shape == want.shape and err <= 1e-5 and zeros,
-          f"encode-text {prompt!r}: context {tuple(got.shape)}, rel err {err:.2e} (tol 1e-5), zero rows past the prompt")
+    check(got.shape == want.shape and err <= DEVICE.context_tol and mean <= DEVICE.context_mean_tol and zeros,
+          f"encode-text {prompt!r}: context {tuple(got.shape)}, rel err {err:.2e} (tol {DEVICE.context_tol:g}), mean "
+          f"{mean:.2e} (tol {DEVICE.context_mean_tol:g}), zero rows past the prompt")
 
 
 def dry_run(osp, pipe, model_dir):
@@ -247,7 +285,13 @@ def original_release(osp, pipe, model_dir, work):
 
 
 def main():
-    osp, work = sys.argv[1], sys.argv[2]
+    global DEVICE
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("osp")
+    ap.add_argument("work")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    a = ap.parse_args()
+    osp, work, DEVICE = a.osp, a.work, Device(a.device)
     shutil.rmtree(work, ignore_errors=True)  # save_pretrained leaves an earlier run's shards
     os.makedirs(work)
     torch.manual_seed(0)
@@ -256,6 +300,9 @@ def main():
         compare_context(osp, pipe, model_dir, work, prompt)
     compare(osp, pipe, model_dir, work, "guided.5frames", "a red circle moving right on a blue background", 5, 5.0)
     compare(osp, pipe, model_dir, work, "unguided.1frame", "small cat running in the rain", 1, 1.0)
+    if DEVICE.cuda:  # the rest is about folders and files, the same on every device
+        TALLY.finish()
+        return
     dry_run(osp, pipe, model_dir)
     shard(model_dir)
     compare(osp, pipe, model_dir, work, "sharded.guided.5frames", "the camera moving slowly over the ocean waves", 5, 4.0)
