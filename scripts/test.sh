@@ -37,7 +37,7 @@ build() { # build DIR [cmake args...]
 
 # The reference tests, as test:cases: tests/ref/make_<cases>_cases.py writes PyTorch's answers into
 # build/ref/<cases>, which build/test_<test>_ref reads.
-ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim flow:flow sampler:sampler prompt_clean:prompt_clean"
+ref_tests="ops:op grads:grad attention_grad:attention_grad optim:optim flow:flow sampler:sampler prompt_clean:prompt_clean grpo:grpo"
 
 unit_tests() { # run every unit test program of a build
   local dir=$1 rc=0

@@ -241,7 +241,9 @@ int cmd_generate(int argc, char **argv) {
       {"--model", NULL, "DIR", "a model folder: diffusers' layout (model_index.json) or OSP's model.json (default: "
                                "the built-in shapes model, models/shapes)",
        &a.model, NULL},
-      {"--device", NULL, "cpu|cuda", "where the text encoder, the DiT and the VAE run (default cpu; cuda: bf16 weights and activations)", &a.device, NULL},
+      {"--device", NULL, "cpu|cuda",
+       "where the text encoder, the DiT and the VAE run (default cpu; cuda: bf16 weights and activations)", &a.device,
+       NULL},
       {"--seed", NULL, "N", "the noise's seed (default 0): the same video on every device, up to bf16 rounding",
        &a.seed, NULL},
       {"--steps", NULL, "N", "sampling steps (default: the model's; built-in 25)", &a.steps, NULL},

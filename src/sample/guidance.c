@@ -4,13 +4,13 @@
 #include <math.h>
 
 #include "core/status.h"
-#include "sample/sampler.h"
+#include "sample/sampler_internal.h"
 
 #ifdef __clang__
 #pragma STDC FP_CONTRACT OFF
 #endif
 
-static osp_status check_operand(const char *what, const osp_tensor *t, const osp_tensor *like) {
+osp_status osp_sample_check_operand(const char *what, const osp_tensor *t, const osp_tensor *like) {
   if (!t) return osp_fail(OSP_ERR_ARGUMENT, "%s: missing (NULL)", what);
   OSP_TRY(osp_check_f32_cpu(what, t));
   if (!osp_tensor_is_contiguous(t))
@@ -20,9 +20,9 @@ static osp_status check_operand(const char *what, const osp_tensor *t, const osp
 
 osp_status osp_guidance_combine(const osp_tensor *cond, const osp_tensor *uncond, double scale,
                                 osp_tensor *out) {
-  OSP_TRY(check_operand("guidance: cond", cond, NULL));
-  OSP_TRY(check_operand("guidance: uncond", uncond, cond));
-  OSP_TRY(check_operand("guidance: out", out, cond));
+  OSP_TRY(osp_sample_check_operand("guidance: cond", cond, NULL));
+  OSP_TRY(osp_sample_check_operand("guidance: uncond", uncond, cond));
+  OSP_TRY(osp_sample_check_operand("guidance: out", out, cond));
   if (!isfinite(scale))
     return osp_fail(OSP_ERR_ARGUMENT, "guidance: scale: expected a finite value, found %g", scale);
   const float s = (float)scale;

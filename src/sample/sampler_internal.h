@@ -1,5 +1,6 @@
 /* The samplers' state and the pieces sampler.c puts together: the schedules (schedule.c) and the
- * two steps (euler.c, unipc.c). Internal to src/sample/. */
+ * two steps (euler.c, unipc.c); the operand check guidance.c and grpo.c share. Internal to
+ * src/sample/. */
 #ifndef OSP_SAMPLE_SAMPLER_INTERNAL_H
 #define OSP_SAMPLE_SAMPLER_INTERNAL_H
 
@@ -33,5 +34,8 @@ void osp_sampler_unipc_lambdas(const float *sigmas, int steps, float *lambdas);
 void osp_sampler_euler_step(const osp_sampler *sampler, int i, const float *velocity,
                             float *sample);
 void osp_sampler_unipc_step(osp_sampler *sampler, int i, const float *velocity, float *sample);
+
+/* t is present, f32 on the host, contiguous and, where like is not NULL, of like's shape. */
+osp_status osp_sample_check_operand(const char *what, const osp_tensor *t, const osp_tensor *like);
 
 #endif

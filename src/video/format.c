@@ -18,7 +18,8 @@ osp_status osp_video_format_parse(const char *name, osp_video_format *format) {
       return OSP_OK;
     }
   }
-  return osp_fail(OSP_ERR_ARGUMENT, "video format: expected mp4, gif, png or safetensors, found '%s'", name ? name : "(null)");
+  return osp_fail(OSP_ERR_ARGUMENT, "video format: expected mp4, gif, png or safetensors, found '%s'",
+                  name ? name : "(null)");
 }
 
 const char *osp_video_format_name(osp_video_format format) {
